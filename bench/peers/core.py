@@ -1,0 +1,75 @@
+"""Peers for bench/families/core.mjs: the same casts, random fills and zero fills in PyTorch and
+NumPy. Prints one JSON line: {library: {"label": ..., "medianMs": ...} | {"skipped": reason}}.
+Each run allocates its output, as sparq's ops do."""
+import json
+import os
+import statistics
+import sys
+import time
+
+args = json.loads(sys.argv[1])
+op, n, device = args["op"], int(args["n"]), args.get("device", "cpu")
+results = {}
+
+
+def median_ms(fn, runs=15, warmup=3, sync=None):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        if sync:
+            sync()
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts)
+
+
+try:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ImportError("this torch has no CUDA device")
+    tdev = "cuda" if device.startswith("cuda") else "cpu"
+    torch.set_num_threads(os.cpu_count() or 1)
+    sync = torch.cuda.synchronize if tdev == "cuda" else None
+    tt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+          "int8": torch.int8, "int32": torch.int32}
+    if op == "cast":
+        x = (torch.rand(n, device=tdev) * 200 - 100).to(tt[args["from"]])
+        fn = lambda: x.to(tt[args["to"]])
+    elif op == "normal":
+        g = torch.Generator(device=tdev).manual_seed(3)
+        fn = lambda: torch.randn(n, generator=g, device=tdev)
+    elif op == "zeros":
+        fn = lambda: torch.zeros(n, device=tdev)
+    else:
+        raise ValueError(op)
+    results["torch"] = {"label": f"torch {torch.__version__} ({tdev}, {torch.get_num_threads()} threads)",
+                        "medianMs": median_ms(fn, sync=sync)}
+except ImportError as e:
+    results["torch"] = {"skipped": f"PyTorch unavailable: {e}"}
+
+try:
+    import numpy as np
+
+    if device.startswith("cuda"):
+        raise ImportError("NumPy runs on the CPU only")
+    nt = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "int32": np.int32}
+    rng = np.random.default_rng(3)
+    if op == "cast":
+        if args["from"] not in nt or args["to"] not in nt:
+            raise ImportError("NumPy has no bfloat16")
+        x = (rng.random(n, dtype=np.float32) * 200 - 100).astype(nt[args["from"]])
+        fn = lambda: x.astype(nt[args["to"]])
+    elif op == "normal":
+        fn = lambda: rng.standard_normal(n, dtype=np.float32)
+    elif op == "zeros":
+        fn = lambda: np.full(n, 0, dtype=np.float32)  # np.zeros maps lazily-zeroed pages: nothing written
+    results["numpy"] = {"label": f"numpy {np.__version__} (1 thread)", "medianMs": median_ms(fn)}
+except ImportError as e:
+    results["numpy"] = {"skipped": f"NumPy unavailable: {e}"}
+
+print(json.dumps(results))
