@@ -1,6 +1,6 @@
 // @ts-check
 // Writes a benchmark run as JSON (everything), Markdown (tables) and SVG (GB/s per case against the
-// measured copy bandwidth). Files: <outDir>/<host>-<date>.{json,md,svg}.
+// measured copy bandwidth). Files: <outDir>/<tag or host>-<date>.{json,md,svg}.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
