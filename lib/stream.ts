@@ -10,6 +10,12 @@ interface Site {
   stack?: string;
 }
 
+/**
+ * Capturing a stack costs about 5 us per queued CPU op; SPARQ_ASYNC_STACKS=0 skips it (errors from
+ * queued work then carry the stack of the read that reported them).
+ */
+const captureStacks = process.env.SPARQ_ASYNC_STACKS !== '0';
+
 /** CPU stream position -> where the op at that position was called. */
 const sites = new Map<number, Site>();
 let untilPrune = 64;
@@ -28,6 +34,7 @@ function prune(): void {
  * `caller` is the public function, so the stack starts at the user's code.
  */
 export function queued<T>(caller: Function, enqueue: () => T): T {
+  if (!captureStacks) return enqueue();
   const n = native();
   const before = n.cpuLastSeq();
   const out = enqueue();

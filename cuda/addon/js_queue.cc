@@ -20,7 +20,13 @@ void JsQueue::post(Callback cb) {
     std::unique_ptr<Callback> own(c);
     if (--pending_ == 0) tsfn_.Unref(env);
     Napi::HandleScope scope(env);
-    (*own)(env);
+    try {
+      (*own)(env);
+    } catch (const Napi::Error& e) {
+      // Callbacks settle promises and should not throw; if one does, surface it as an uncaught
+      // JavaScript exception rather than letting it terminate the process.
+      e.ThrowAsJavaScriptException();
+    }
   });
   if (st != napi_ok) delete data;  // environment closing: nobody is waiting any more
 }

@@ -38,30 +38,47 @@ void* host_buffer(Napi::Env env, const std::string& op, size_t bytes) {
   return buf;
 }
 
+// Settles `deferred` in CPU stream order: a task queued now runs produce() on the worker (unless an
+// earlier op failed, which rejects instead), then settle(env, deferred, state) on the JS thread.
+template <typename State>
+void settle_in_cpu_order(Napi::Env env, const char* what, Napi::Promise::Deferred deferred,
+                         std::function<State()> produce,
+                         std::function<void(Napi::Env, Napi::Promise::Deferred&, State&)> settle) {
+  std::shared_ptr<JsQueue> queue = addon_data(env).queue;
+  queue->expect(env);
+  CpuStream::get().enqueue(what, [=]() {
+    auto f = std::make_shared<CpuStream::Failure>();
+    bool failed = CpuStream::get().take_failure(UINT64_MAX, f.get());
+    auto state = std::make_shared<State>(failed ? State() : produce());
+    queue->post([=](Napi::Env env) mutable {
+      if (failed) deferred.Reject(failure_error(env, *f).Value());
+      else settle(env, deferred, *state);
+    });
+    return Status::OK();
+  });
+}
+
 // read(op, tensor): Promise<ArrayBuffer> with the tensor's bytes as of this point in its stream.
 Napi::Value Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string op = arg_string(info[0], "data", "op");
   TensorView view = arg_tensor(info[1], op, "tensor");
   auto deferred = Napi::Promise::Deferred::New(env);
-  std::shared_ptr<JsQueue> queue = addon_data(env).queue;
   size_t bytes = view.nbytes();
   if (view.device().is_cpu()) {
-    queue->expect(env);
-    CpuStream::get().enqueue("read", [view, bytes, deferred, queue]() {
-      CpuStream::Failure f;
-      bool failed = CpuStream::get().take_failure(UINT64_MAX, &f);
-      void* buf = failed ? nullptr : std::malloc(bytes ? bytes : 1);
-      if (buf && bytes) std::memcpy(buf, view.data(), bytes);
-      queue->post([=](Napi::Env env) {
-        if (failed) deferred.Reject(failure_error(env, f).Value());
-        else if (!buf) deferred.Reject(make_error(env, Code::oom, "data: out of host memory").Value());
-        else deferred.Resolve(array_buffer(env, buf, bytes));
-      });
-      return Status::OK();
-    });
+    settle_in_cpu_order<void*>(env, "read", deferred,
+        [view, bytes]() -> void* {
+          void* buf = std::malloc(bytes ? bytes : 1);
+          if (buf && bytes) std::memcpy(buf, view.data(), bytes);
+          return buf;
+        },
+        [bytes, op](Napi::Env env, Napi::Promise::Deferred& d, void*& buf) {
+          if (buf) d.Resolve(array_buffer(env, buf, bytes));
+          else d.Reject(make_error(env, Code::oom, op + ": out of host memory reading " + std::to_string(bytes) + " bytes").Value());
+        });
   } else {
     void* buf = host_buffer(env, op, bytes);
+    std::shared_ptr<JsQueue> queue = addon_data(env).queue;
     Status st = cuda::read_async(view.device().index, view.data(), bytes, buf, [=](Status s) {
       queue->post([=](Napi::Env env) {
         if (!s.ok()) {
@@ -118,16 +135,8 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   auto deferred = Napi::Promise::Deferred::New(env);
   std::shared_ptr<JsQueue> queue = addon_data(env).queue;
   if (dev.is_cpu()) {
-    queue->expect(env);
-    CpuStream::get().enqueue("synchronize", [deferred, queue]() {
-      CpuStream::Failure f;
-      bool failed = CpuStream::get().take_failure(UINT64_MAX, &f);
-      queue->post([=](Napi::Env env) {
-        if (failed) deferred.Reject(failure_error(env, f).Value());
-        else deferred.Resolve(env.Undefined());
-      });
-      return Status::OK();
-    });
+    settle_in_cpu_order<bool>(env, "synchronize", deferred, []() { return true; },
+                              [](Napi::Env env, Napi::Promise::Deferred& d, bool&) { d.Resolve(env.Undefined()); });
   } else {
     Status st = cuda::when_done(dev.index, [=](Status s) {
       queue->post([=](Napi::Env env) {

@@ -44,8 +44,6 @@ __attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint16_t* src, fl
   }
   for (; i < e; ++i) dst[i] = f16_to_f32(src[i]);
 }
-// SPARQ_CPU_ISA=baseline turns the vector paths off (for tests of the portable code and for
-// comparisons in benchmarks).
 // float16 on either side, another type on the other: convert through a float32 buffer so that the
 // float16 half runs on F16C. Exact: float16 -> float32 loses nothing, and the float sources that
 // feed float16 (float32, bfloat16) reach float32 exactly too.
@@ -62,28 +60,14 @@ __attribute__((target("avx,f16c"))) void cast_via_f32_f16c(const S* src, D* dst,
   }
 }
 
+// SPARQ_CPU_ISA=baseline turns the vector paths off (for tests of the portable code and for
+// comparisons in benchmarks).
 bool have_f16c() {
   static const bool ok = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx") &&
                          !(std::getenv("SPARQ_CPU_ISA") && std::string(std::getenv("SPARQ_CPU_ISA")) == "baseline");
   return ok;
 }
 #else
-// float16 on either side, another type on the other: convert through a float32 buffer so that the
-// float16 half runs on F16C. Exact: float16 -> float32 loses nothing, and the float sources that
-// feed float16 (float32, bfloat16) reach float32 exactly too.
-template <typename S, typename D>
-__attribute__((target("avx,f16c"))) void cast_via_f32_f16c(const S* src, D* dst, int64_t b, int64_t e) {
-  constexpr int64_t kChunk = 512;
-  alignas(64) float buf[kChunk];
-  for (int64_t i = b; i < e; i += kChunk) {
-    int64_t m = e - i < kChunk ? e - i : kChunk;
-    if constexpr (std::is_same<S, f16_t>::value) f16_to_f32_f16c(reinterpret_cast<const uint16_t*>(src + i), buf, 0, m);
-    else for (int64_t j = 0; j < m; ++j) buf[j] = to_float(src[i + j]);
-    if constexpr (std::is_same<D, f16_t>::value) f32_to_f16_f16c(buf, reinterpret_cast<uint16_t*>(dst + i), 0, m);
-    else for (int64_t j = 0; j < m; ++j) dst[i + j] = Convert<D>::from(buf[j]);
-  }
-}
-
 bool have_f16c() { return false; }
 #endif
 
