@@ -38,7 +38,7 @@ export function svg(r) {
     bars: [{ name: 'sparq', gbps: c.gbps }, ...Object.entries(c.peers).filter(([, v]) => !('skipped' in v)).map(([k, v]) => ({ name: k, gbps: /** @type {{ gbps: number }} */ (v).gbps }))],
   }));
   const max = Math.max(1, ...groups.flatMap((g) => [g.limit, ...g.bars.map((b) => b.gbps)])) * 1.05;
-  const colors = { sparq: '#1f77b4', torch: '#ff7f0e', numpy: '#2ca02c' };
+  const colors = { sparq: '#1f77b4', torch: '#ff7f0e', 'torch out=': '#ffbb78', numpy: '#2ca02c' };
   let y = 40;
   const parts = [];
   for (const g of groups) {
