@@ -108,7 +108,6 @@ export function load(): Loaded {
       continue;
     }
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const addon = require(c.path) as NativeAddon;
       addon.setErrorClass(SparqError as unknown as new (code: string, message: string) => Error);
       attempts.push(c);
