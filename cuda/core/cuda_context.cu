@@ -5,10 +5,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 
 #include "cuda_context.h"
+#include "device_errors.h"
 
 #ifndef SPARQ_CUDA_ARCHS
 #define SPARQ_CUDA_ARCHS "unknown"
@@ -29,10 +31,11 @@ Status cuda_status(cudaError_t e, const std::string& what) {
   return Status(Code::cuda, what + ": " + err_text(e));
 }
 
-// Waits on events in FIFO order and runs their callbacks, off the JavaScript thread.
+// Waits on events in FIFO order and runs their callbacks, off the JavaScript thread. After each
+// event it checks the device's error word, so data errors found by kernels fail that completion.
 class Completer {
  public:
-  explicit Completer(int device) : device_(device) {
+  Completer(int device, int* error_word) : device_(device), error_word_(error_word) {
     std::thread([this] { loop(); }).detach();  // lives as long as the process
   }
   void push(cudaEvent_t ev, std::function<void(Status)> fn) {
@@ -60,10 +63,20 @@ class Completer {
       }
       Status st = cuda_status(cudaEventSynchronize(it.ev), "a queued CUDA operation failed");
       cudaEventDestroy(it.ev);
+      if (st.ok()) st = take_device_error();
       it.fn(st);
     }
   }
+  Status take_device_error() {
+    int code = 0;
+    Status st = cuda_status(cudaMemcpy(&code, error_word_, sizeof(int), cudaMemcpyDeviceToHost), "reading the error word");
+    if (!st.ok() || code == 0) return st;
+    cudaMemset(error_word_, 0, sizeof(int));
+    return Status(Code::invalid_arg_value, std::string("a queued op found invalid data: ") + device_error_message(code));
+  }
+
   int device_;
+  int* error_word_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> q_;
@@ -73,6 +86,7 @@ struct DeviceState {
   std::once_flag once;
   Status init_status;
   cudaStream_t stream = nullptr;
+  int* error_word = nullptr;
   Completer* completer = nullptr;
 };
 
@@ -95,8 +109,10 @@ Status init_device(int index, DeviceState** out) {
       uint64_t threshold = UINT64_MAX;
       if (e == cudaSuccess) e = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
     }
+    if (e == cudaSuccess) e = cudaMalloc(&st->error_word, sizeof(int));
+    if (e == cudaSuccess) e = cudaMemset(st->error_word, 0, sizeof(int));
     st->init_status = cuda_status(e, "initialising cuda:" + std::to_string(index));
-    if (st->init_status.ok()) st->completer = new Completer(index);
+    if (st->init_status.ok()) st->completer = new Completer(index, st->error_word);
   });
   *out = st;
   return st->init_status;
@@ -187,6 +203,13 @@ Status stream(int index, cudaStream_t* out) {
   SPARQ_RETURN_IF_ERROR(init_device(index, &st));
   SPARQ_RETURN_IF_ERROR(cuda_status(cudaSetDevice(index), "cudaSetDevice"));
   *out = st->stream;
+  return Status::OK();
+}
+
+Status error_word(int index, int** out) {
+  DeviceState* st;
+  SPARQ_RETURN_IF_ERROR(init_device(index, &st));
+  *out = st->error_word;
   return Status::OK();
 }
 
@@ -294,9 +317,10 @@ Status when_done(int index, std::function<void(Status)> done) {
 }
 
 Status synchronize(int index) {
-  cudaStream_t s;
-  SPARQ_RETURN_IF_ERROR(stream(index, &s));
-  return cuda_status(cudaStreamSynchronize(s), "a queued CUDA operation failed");
+  std::promise<Status> done;
+  std::future<Status> fut = done.get_future();
+  SPARQ_RETURN_IF_ERROR(when_done(index, [&done](Status s) { done.set_value(s); }));
+  return fut.get();  // through the completion thread, so that data errors are reported too
 }
 
 Status record_marker(int index, std::shared_ptr<Marker>* out) {

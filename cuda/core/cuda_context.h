@@ -52,6 +52,11 @@ Status memory(int index, MemoryInfo* out);
 // Returns the pool's unused memory to the driver.
 Status trim_pool(int index);
 
+// The device's error word (see device_errors.h): kernels that validate data write a DeviceError
+// code there; the next completed read or synchronize on that device rejects with its message
+// (ERR_INVALID_ARG_VALUE).
+Status error_word(int index, int** out);
+
 // After a kernel launch: turns a launch error into ERR_SPARQ_CUDA naming `op`.
 Status check_launch(const char* op);
 

@@ -24,6 +24,7 @@ Status alloc(int, size_t, void**) { return no_cuda(); }
 void free(int, void*) {}
 Status memory(int, MemoryInfo*) { return no_cuda(); }
 Status trim_pool(int) { return no_cuda(); }
+Status error_word(int, int**) { return no_cuda(); }
 Status check_launch(const char*) { return no_cuda(); }
 Status copy_to_device(int, void*, const void*, size_t) { return no_cuda(); }
 Status copy_on_device(int, void*, const void*, size_t) { return no_cuda(); }

@@ -1,11 +1,14 @@
 // @ts-check
 // GPU parity runner: compares every CUDA op with its CPU twin on fresh random inputs, bit for bit
 // where the contract says so. Needs only node, the built addon and dist/ (no node_modules):
-//   node test/gpu/parity.mjs [--device cuda:N] [--out FILE.json]
+//   node test/gpu/parity.mjs [--device cuda:N] [--out FILE.json] [--only NAME]
+// The comparisons live in test/gpu/cases/<family>.mjs; each exports run(ctx) (see Ctx below).
 // `--device cpu` runs the same comparisons CPU against CPU (a self-test of this runner, used by
 // test/gpu-runner.test.ts). Prints "N passed, N failed"; exits 1 on a failure, 2 without CUDA.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 /** @type {typeof import('../../dist/cjs/index.js')} */
@@ -35,7 +38,10 @@ async function check(name, fn) {
   }
 }
 
-/** @param {ArrayLike<number | bigint>} a @param {ArrayLike<number | bigint>} b @param {string} what */
+/**
+ * Throws unless a and b hold the same bits.
+ * @param {ArrayLike<number | bigint>} a @param {ArrayLike<number | bigint>} b @param {string} what
+ */
 function sameBits(a, b, what) {
   if (a.length !== b.length) throw new Error(`${what}: length ${a.length} vs ${b.length}`);
   const fa = a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a;
@@ -51,123 +57,43 @@ function sameBits(a, b, what) {
   if (bad) throw new Error(`${what}: ${bad} of ${a.length} elements differ; first at ${first}: cpu ${String(fa[first])}, ${device} ${String(fb[first])}`);
 }
 
-/** Inputs with random values plus the special ones every conversion must get right. */
-function mixedFloat32(/** @type {number} */ n, /** @type {number} */ seed) {
-  const x = /** @type {Float32Array} */ (sparq.random.normal([n], { seed, std: 1000 }).dataSync());
-  const special = [0, -0, NaN, Infinity, -Infinity, 65504, 65520, 2 ** -24, 2 ** -25, 3e38, -3e38, 1e-40, 127.5, -128.5, 2 ** 31, 4294967296];
-  for (let i = 0; i < special.length && i < n; i++) x[(i * 7919) % n] = special[i];
-  return x;
+/**
+ * Throws unless the relative L2 error of `got` against `want` is at most `tol`.
+ * @param {ArrayLike<number>} want @param {ArrayLike<number>} got @param {number} tol @param {string} what
+ */
+function close(want, got, tol, what) {
+  if (want.length !== got.length) throw new Error(`${what}: length ${want.length} vs ${got.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i]) !== Number.isNaN(got[i])) throw new Error(`${what}: NaN mismatch at ${i}`);
+    if (Number.isNaN(want[i])) continue;
+    if (!Number.isFinite(want[i]) || !Number.isFinite(got[i])) {
+      if (want[i] !== got[i]) throw new Error(`${what}: ${want[i]} vs ${got[i]} at ${i}`);
+      continue;
+    }
+    num += (want[i] - got[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  const rel = Math.sqrt(num / Math.max(den, 1e-300));
+  if (!(rel <= tol)) throw new Error(`${what}: relative L2 error ${rel.toExponential(2)} > ${tol}`);
 }
 
-const SIZES = [0, 1, 3, 8, 1000, 65537, (1 << 22) + 5];
+/**
+ * @typedef {{ sparq: typeof sparq, device: import('../../dist/cjs/index.js').Device, check: typeof check,
+ *   sameBits: typeof sameBits, close: typeof close }} Ctx
+ */
 const started = performance.now();
 const info = sparq.info();
 console.log(`sparq ${info.version} (${info.variant}: ${info.binary})`);
 console.log(`device ${device}: ${device === 'cpu' ? 'self-test' : info.cuda.devices.map((d) => `${d.name} sm_${d.computeCapability.join('')}`).join(', ')}; CUDA runtime ${info.cuda.runtimeVersion}, driver ${info.cuda.driverVersion}`);
-
-for (const dtype of sparq.DTYPES) {
-  await check(`round trip ${dtype} cpu -> ${device} -> cpu, sizes ${SIZES.join('/')}`, async () => {
-    for (const n of SIZES) {
-      const src = sparq.random.uniform([n], { seed: n, low: -300, high: 300 }).cast(dtype);
-      const there = src.to(device);
-      sameBits(/** @type {any} */ (await src.data()), /** @type {any} */ (await there.to('cpu').data()), `n=${n}`);
-      sameBits(/** @type {any} */ (await src.data()), /** @type {any} */ (await there.data()), `data() n=${n}`);
-      sameBits(/** @type {any} */ (await src.data()), /** @type {any} */ (there.dataSync()), `dataSync() n=${n}`);
-      sameBits(/** @type {any} */ (await src.data()), /** @type {any} */ (await there.clone().data()), `clone n=${n}`);
-    }
-  });
+const casesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cases');
+const only = opt('--only');
+for (const file of fs.readdirSync(casesDir).filter((f) => f.endsWith('.mjs')).sort()) {
+  if (only && file !== `${only}.mjs`) continue;
+  const mod = await import(pathToFileURL(path.join(casesDir, file)).href);
+  await mod.run(/** @type {Ctx} */ ({ sparq, device, check, sameBits, close }));
 }
-
-for (const from of sparq.DTYPES) {
-  await check(`cast ${from} -> every dtype`, async () => {
-    const base = mixedFloat32((1 << 20) + 3, 17);
-    const cpu = sparq.tensor(base).cast(from);
-    const dev = cpu.to(device);
-    for (const to of sparq.DTYPES) {
-      sameBits(/** @type {any} */ (await cpu.cast(to).data()), /** @type {any} */ (await dev.cast(to).data()), `${from} -> ${to}`);
-    }
-  });
-}
-
-for (const dtype of /** @type {const} */ (['float32', 'float16', 'bfloat16'])) {
-  await check(`random.normal/uniform ${dtype} identical bits`, async () => {
-    for (const n of [1, 5, 4099, (1 << 22) + 1]) {
-      for (const seed of [0, 1, 2 ** 53 - 1]) {
-        const a = await sparq.random.normal([n], { seed, dtype, mean: 0.5, std: 3 }).data();
-        const b = await sparq.random.normal([n], { seed, dtype, mean: 0.5, std: 3, device }).data();
-        sameBits(/** @type {any} */ (a), /** @type {any} */ (b), `normal n=${n} seed=${seed}`);
-        const c = await sparq.random.uniform([n], { seed, dtype, low: -2, high: 7 }).data();
-        const d = await sparq.random.uniform([n], { seed, dtype, low: -2, high: 7, device }).data();
-        sameBits(/** @type {any} */ (c), /** @type {any} */ (d), `uniform n=${n} seed=${seed}`);
-      }
-    }
-  });
-}
-
-await check('full/zeros/ones for every dtype', async () => {
-  for (const dtype of sparq.DTYPES) {
-    const v = dtype === 'int64' ? -(2n ** 40n) : -3.25;
-    sameBits(/** @type {any} */ (await sparq.full([1001], v, { dtype }).data()), /** @type {any} */ (await sparq.full([1001], v, { dtype, device }).data()), `full ${dtype}`);
-    sameBits(/** @type {any} */ (await sparq.ones([7], { dtype }).data()), /** @type {any} */ (await sparq.ones([7], { dtype, device }).data()), `ones ${dtype}`);
-  }
-});
-
-await check('views: reshape and slice before and after moving', async () => {
-  const x = sparq.random.normal([6, 5, 4], { seed: 9 });
-  const want = /** @type {Float32Array} */ (await x.slice(2, 5).reshape([3, 20]).data());
-  const d = x.to(device);
-  sameBits(want, /** @type {any} */ (await d.slice(2, 5).reshape([3, 20]).to('cpu').data()), 'slice then move');
-  sameBits(want, /** @type {any} */ (await d.slice(2, 5).reshape([3, 20]).cast('float32').data()), 'slice on device');
-});
-
-await check('stream order across devices (cpu op -> device op -> cpu op)', async () => {
-  const a = sparq.random.uniform([1 << 20], { seed: 5, low: -1000, high: 1000 });
-  const viaDevice = a.cast('bfloat16').to(device).cast('float16').cast('int32').to('cpu').cast('float32');
-  const onCpu = a.cast('bfloat16').cast('float16').cast('int32').cast('float32');
-  sameBits(/** @type {any} */ (await onCpu.data()), /** @type {any} */ (await viaDevice.data()), 'chain');
-});
-
-await check('disposing inputs while their ops are queued', async () => {
-  const outs = [];
-  for (let i = 0; i < 50; i++) {
-    const t = sparq.random.normal([1 << 16], { seed: i, device });
-    outs.push(t.cast('float16'));
-    t.dispose();
-  }
-  for (let i = 0; i < 50; i++) {
-    sameBits(/** @type {any} */ (await sparq.random.normal([1 << 16], { seed: i, dtype: 'float16' }).data()), /** @type {any} */ (await outs[i].data()), `i=${i}`);
-  }
-});
-
-await check('errors: device memory exhaustion is a catchable ERR_SPARQ_OOM; bad index is ERR_SPARQ_DEVICE', async () => {
-  if (device === 'cpu') return;
-  /** @param {() => unknown} f */
-  const code = (f) => {
-    try {
-      f();
-    } catch (e) {
-      return /** @type {any} */ (e).code;
-    }
-    return 'no error';
-  };
-  const oom = code(() => sparq.empty([2 ** 40], { device }));
-  if (oom !== 'ERR_SPARQ_OOM') throw new Error(`empty([2^40]) gave ${oom}`);
-  const bad = code(() => sparq.zeros([1], { device: 'cuda:99' }));
-  if (bad !== 'ERR_SPARQ_DEVICE') throw new Error(`cuda:99 gave ${bad}`);
-  // The device still works after the failed allocation.
-  sameBits(/** @type {any} */ (await sparq.ones([3]).data()), /** @type {any} */ (await sparq.ones([3], { device }).data()), 'after OOM');
-});
-
-await check('memory() and emptyCache()', async () => {
-  const before = sparq.memory(device).bytes;
-  const t = sparq.zeros([1 << 20], { device });
-  await sparq.synchronize(device);
-  const during = sparq.memory(device).bytes;
-  if (during - before < 4 << 20) throw new Error(`memory grew by ${during - before} bytes, expected >= 4 MiB`);
-  t.dispose();
-  await sparq.synchronize(device);
-  sparq.emptyCache(device);
-});
 
 const passed = results.filter((r) => r.ok).length;
 const failed = results.length - passed;
