@@ -99,6 +99,27 @@ describe('liveness', () => {
     expect(ticks).toBeGreaterThanOrEqual(20); // ~40 expected; a blocked loop would give 0 or 1
   });
 
+  it('exiting right after a read resolves never aborts (worker threads outliving the environment)', async () => {
+    // Regression: the worker thread used to drop the last reference to the result queue after
+    // Node had torn the environment down, releasing a destroyed thread-safe function (SIGABRT in
+    // about 1 run of 4 on a loaded machine). A busy sibling process recreates that load.
+    const { spawn, spawnSync } = await import('node:child_process');
+    const hog = spawn(process.execPath, ['-e', 'const end = Date.now() + 20000; while (Date.now() < end);']);
+    const code = `const s = require(${JSON.stringify(require.resolve('../dist/cjs/index.js'))});
+      (async () => { const x = s.random.normal([1 << 16], { seed: 1 });
+        for (let i = 0; i < 50; i++) { x.cast('float16'); await s.synchronize('cpu'); } })();`;
+    const failures: string[] = [];
+    try {
+      for (let i = 0; i < 16; i++) {
+        const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+        if (r.status !== 0) failures.push(`run ${i}: status ${r.status}, signal ${r.signal}`);
+      }
+    } finally {
+      hog.kill();
+    }
+    expect(failures).toEqual([]);
+  }, 60_000);
+
   it('a pending read keeps the process alive until it resolves', async () => {
     const { spawnSync } = await import('node:child_process');
     const code = `const s = require(${JSON.stringify(require.resolve('../dist/cjs/index.js'))});

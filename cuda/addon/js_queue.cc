@@ -2,23 +2,35 @@
 
 namespace sparq {
 
-JsQueue::JsQueue(Napi::Env env) {
-  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                        "sparq.results", 0, 1);
-  tsfn_.Unref(env);
+JsQueue::JsQueue(Napi::Env env) : s_(std::make_shared<Shared>()) {
+  auto* keep = new std::shared_ptr<Shared>(s_);  // owned by the finalizer
+  s_->tsfn = Napi::ThreadSafeFunction::New(
+      env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "sparq.results", 0, 1, keep,
+      [](Napi::Env, std::shared_ptr<Shared>* shared) {
+        {
+          std::lock_guard<std::mutex> lk((*shared)->mu);
+          (*shared)->alive = false;
+        }
+        delete shared;
+      });
+  s_->tsfn.Unref(env);
 }
 
-JsQueue::~JsQueue() { tsfn_.Release(); }
-
 void JsQueue::expect(Napi::Env env) {
-  if (pending_++ == 0) tsfn_.Ref(env);
+  if (s_->pending++ == 0) s_->tsfn.Ref(env);
 }
 
 void JsQueue::post(Callback cb) {
+  std::shared_ptr<Shared> s = s_;
   auto* data = new Callback(std::move(cb));
-  napi_status st = tsfn_.NonBlockingCall(data, [this](Napi::Env env, Napi::Function, Callback* c) {
+  std::lock_guard<std::mutex> lk(s->mu);
+  if (!s->alive) {
+    delete data;
+    return;
+  }
+  napi_status st = s->tsfn.NonBlockingCall(data, [s](Napi::Env env, Napi::Function, Callback* c) {
     std::unique_ptr<Callback> own(c);
-    if (--pending_ == 0) tsfn_.Unref(env);
+    if (--s->pending == 0) s->tsfn.Unref(env);
     Napi::HandleScope scope(env);
     try {
       (*own)(env);
@@ -28,7 +40,7 @@ void JsQueue::post(Callback cb) {
       e.ThrowAsJavaScriptException();
     }
   });
-  if (st != napi_ok) delete data;  // environment closing: nobody is waiting any more
+  if (st != napi_ok) delete data;  // closing: nobody is waiting any more
 }
 
 }  // namespace sparq
