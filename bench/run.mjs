@@ -82,8 +82,10 @@ for (const device of devices) {
         gbps, gflops: c.flops / (t.medianMs * 1e6), pctOfCopy: (100 * gbps) / limits[device].gbps, peers,
       };
       results.push(res);
-      const peerText = Object.entries(peers).map(([k, v]) => ('skipped' in v ? `${k}: skipped` : `${v.label} ${v.gbps.toFixed(1)} GB/s`)).join(', ');
-      console.log(`  ${family} | ${c.name} | ${t.medianMs.toFixed(3)} ms | ${gbps.toFixed(1)} GB/s | ${res.pctOfCopy.toFixed(0)}% of copy${peerText ? ` | ${peerText}` : ''}`);
+      // Cases with more FLOPs than bytes are compute-bound: report GFLOP/s for them.
+      const rate = (/** @type {number} */ ms) => (c.flops > c.bytes ? `${(c.flops / (ms * 1e6)).toFixed(1)} GFLOP/s` : `${(c.bytes / (ms * 1e6)).toFixed(1)} GB/s`);
+      const peerText = Object.entries(peers).map(([k, v]) => ('skipped' in v ? `${k}: skipped` : `${v.label} ${rate(v.medianMs)} (sparq ${(v.medianMs / t.medianMs).toFixed(2)}x)`)).join(', ');
+      console.log(`  ${family} | ${c.name} | ${t.medianMs.toFixed(3)} ms | ${rate(t.medianMs)} | ${res.pctOfCopy.toFixed(0)}% of copy${peerText ? ` | ${peerText}` : ''}`);
     }
   }
 }

@@ -8,4 +8,5 @@ export { Tensor } from './tensor.js';
 export { type TensorOptions, type TensorData, tensor, empty, full, zeros, ones } from './creation.js';
 export { type FloatDType, type RandomOptions, random } from './random.js';
 export { type SparqInfo, info, doctorReport } from './info.js';
+export { type AttentionState, type DecodeOptions, type RopeOptions, type SdpaOptions, attention, rope } from './attention.js';
 export { internal } from './internal.js';

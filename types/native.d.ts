@@ -79,6 +79,14 @@ export interface NativeAddon {
   emptyCache(op: string, device: string): void;
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 
+  sdpa(op: string, q: unknown, k: unknown, v: unknown, kvLengths: unknown, causal: boolean, windowLeft: number,
+    windowRight: number, scale: number | undefined, returnLse: boolean): [NativeTensor, NativeTensor | null];
+  decode(op: string, q: unknown, kCache: unknown, vCache: unknown, lengths: unknown, scale: number | undefined,
+    returnLse: boolean, splits: number): [NativeTensor, NativeTensor | null];
+  mergeStates(op: string, outs: unknown[], lses: unknown[]): [NativeTensor, NativeTensor];
+  rope(op: string, x: unknown, positions: unknown, offset: number, base: number, interleaved: boolean,
+    rotaryDim: number | undefined): NativeTensor;
+
   marker(op: string, device: string): NativeMarker;
   elapsed(op: string, start: NativeMarker, end: NativeMarker): number;
   hold(op: string, device: string): () => void;

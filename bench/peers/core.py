@@ -3,29 +3,13 @@ NumPy. Prints one JSON line: {library: {"label": ..., "medianMs": ...} | {"skipp
 Each run allocates its output, as sparq's ops do."""
 import json
 import os
-import statistics
 import sys
-import time
+
+from common import median_ms
 
 args = json.loads(sys.argv[1])
 op, n, device = args["op"], int(args["n"]), args.get("device", "cpu")
 results = {}
-
-
-def median_ms(fn, runs=15, warmup=3, sync=None):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        if sync:
-            sync()
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ts)
-
 
 try:
     import torch

@@ -8,5 +8,6 @@ void register_tensor_bindings(Napi::Env env, Napi::Object exports);
 void register_stream_bindings(Napi::Env env, Napi::Object exports);
 void register_info_bindings(Napi::Env env, Napi::Object exports);
 void register_bench_bindings(Napi::Env env, Napi::Object exports);
+void register_attention_bindings(Napi::Env env, Napi::Object exports);
 
 }  // namespace sparq

@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_stream_bindings(env, exports);
   register_info_bindings(env, exports);
   register_bench_bindings(env, exports);
+  register_attention_bindings(env, exports);
   return exports;
 }
 

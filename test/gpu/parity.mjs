@@ -80,8 +80,21 @@ function close(want, got, tol, what) {
 }
 
 /**
+ * The code of the error f() throws, or 'no error'.
+ * @param {() => unknown} f
+ */
+function errorCode(f) {
+  try {
+    f();
+  } catch (e) {
+    return /** @type {{ code?: string }} */ (e).code;
+  }
+  return 'no error';
+}
+
+/**
  * @typedef {{ sparq: typeof sparq, device: import('../../dist/cjs/index.js').Device, check: typeof check,
- *   sameBits: typeof sameBits, close: typeof close }} Ctx
+ *   sameBits: typeof sameBits, close: typeof close, errorCode: typeof errorCode }} Ctx
  */
 const started = performance.now();
 const info = sparq.info();
@@ -92,7 +105,7 @@ const only = opt('--only');
 for (const file of fs.readdirSync(casesDir).filter((f) => f.endsWith('.mjs')).sort()) {
   if (only && file !== `${only}.mjs`) continue;
   const mod = await import(pathToFileURL(path.join(casesDir, file)).href);
-  await mod.run(/** @type {Ctx} */ ({ sparq, device, check, sameBits, close }));
+  await mod.run(/** @type {Ctx} */ ({ sparq, device, check, sameBits, close, errorCode }));
 }
 
 const passed = results.filter((r) => r.ok).length;

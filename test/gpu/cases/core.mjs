@@ -16,7 +16,7 @@ function mixedFloat32(sparq, n, seed) {
 }
 
 /** @param {Ctx} ctx */
-export async function run({ sparq, device, check, sameBits }) {
+export async function run({ sparq, device, check, sameBits, errorCode }) {
   const SIZES = [0, 1, 3, 8, 1000, 65537, (1 << 22) + 5];
 
   for (const dtype of sparq.DTYPES) {
@@ -95,18 +95,9 @@ export async function run({ sparq, device, check, sameBits }) {
 
   await check('errors: device memory exhaustion is a catchable ERR_SPARQ_OOM; bad index is ERR_SPARQ_DEVICE', async () => {
     if (device === 'cpu') return;
-    /** @param {() => unknown} f */
-    const code = (f) => {
-      try {
-        f();
-      } catch (e) {
-        return /** @type {any} */ (e).code;
-      }
-      return 'no error';
-    };
-    const oom = code(() => sparq.empty([2 ** 40], { device }));
+    const oom = errorCode(() => sparq.empty([2 ** 40], { device }));
     if (oom !== 'ERR_SPARQ_OOM') throw new Error(`empty([2^40]) gave ${oom}`);
-    const bad = code(() => sparq.zeros([1], { device: 'cuda:99' }));
+    const bad = errorCode(() => sparq.zeros([1], { device: 'cuda:99' }));
     if (bad !== 'ERR_SPARQ_DEVICE') throw new Error(`cuda:99 gave ${bad}`);
     // The device still works after the failed allocation.
     sameBits(/** @type {any} */ (await sparq.ones([3]).data()), /** @type {any} */ (await sparq.ones([3], { device }).data()), 'after OOM');
