@@ -50,9 +50,10 @@ inline int64_t plan_sdpa_grid(SdpaArgs& a, int64_t B, int BM) {
 }
 
 // What one block works on: rows [row_begin, row_end) of group (b, kvh), whose query indices
-// (position within the sequence's Tq queries) lie in [i_min, i_max].
+// (position within the sequence's Tq queries) lie in [i_min, i_max]. q_row0 is the index of the
+// tile's first q/out row and kv_row0 that of the group's first K/V row (in rows of D elements).
 struct SdpaTile {
-  int64_t b, kvh, row_begin, row_end, i_min, i_max;
+  int64_t b, kvh, row_begin, row_end, i_min, i_max, q_row0, kv_row0;
 };
 
 __device__ __forceinline__ SdpaTile sdpa_tile(const SdpaArgs& a, int BM) {
@@ -81,6 +82,8 @@ __device__ __forceinline__ SdpaTile sdpa_tile(const SdpaArgs& a, int BM) {
     t.i_min = 0;
     t.i_max = a.Tq - 1;
   }
+  t.q_row0 = (t.b * a.Hq + t.kvh * a.G) * a.Tq + t.row_begin;
+  t.kv_row0 = (t.b * a.Hk + t.kvh) * a.Tk;
   return t;
 }
 

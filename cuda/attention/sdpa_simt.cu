@@ -46,11 +46,9 @@ __global__ void __launch_bounds__(kSimtThreads) sdpa_simt_kernel(const SdpaArgs 
   const int blk_lo = first.lo, blk_hi = last.hi;
 
   const int rows = static_cast<int>(tile.row_end - tile.row_begin);
-  const int64_t q_row0 = (tile.b * a.Hq + tile.kvh * a.G) * a.Tq + tile.row_begin;
-  const T* qg = static_cast<const T*>(a.q) + q_row0 * D;
-  const int64_t kv_off = (tile.b * a.Hk + tile.kvh) * a.Tk * D;
-  const T* kg = static_cast<const T*>(a.k) + kv_off;
-  const T* vg = static_cast<const T*>(a.v) + kv_off;
+  const T* qg = static_cast<const T*>(a.q) + tile.q_row0 * D;
+  const T* kg = static_cast<const T*>(a.k) + tile.kv_row0 * D;
+  const T* vg = static_cast<const T*>(a.v) + tile.kv_row0 * D;
 
   for (int idx = tid; idx < BM * D; idx += kSimtThreads) {
     const int r = idx / D, d = idx % D;
@@ -136,7 +134,7 @@ __global__ void __launch_bounds__(kSimtThreads) sdpa_simt_kernel(const SdpaArgs 
     }
   }
 
-  T* og = static_cast<T*>(a.out) + q_row0 * D;
+  T* og = static_cast<T*>(a.out) + tile.q_row0 * D;
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     const float sum = warp_sum(lp[i]);
@@ -146,7 +144,7 @@ __global__ void __launch_bounds__(kSimtThreads) sdpa_simt_kernel(const SdpaArgs 
 #pragma unroll
     for (int c = 0; c < NC; ++c)
       og[static_cast<int64_t>(lr) * D + lane + 32 * c] = from_f32<T>(sum == 0.0f ? 0.0f : acc[i][c] * inv);
-    if (a.lse && lane == 0) a.lse[q_row0 + lr] = sum == 0.0f ? kNegInf : (m[i] + log2f(sum)) * kLn2;
+    if (a.lse && lane == 0) a.lse[tile.q_row0 + lr] = sum == 0.0f ? kNegInf : (m[i] + log2f(sum)) * kLn2;
   }
 }
 

@@ -63,11 +63,9 @@ __global__ void __launch_bounds__(WARPS * 32) sdpa_tc_kernel(const SdpaArgs a) {
   const int full_lo = last.lo, full_hi = first.hi;  // keys every row sees
 
   const int rows = static_cast<int>(tile.row_end - tile.row_begin);
-  const int64_t q_row0 = (tile.b * a.Hq + tile.kvh * a.G) * a.Tq + tile.row_begin;
-  const T* qg = static_cast<const T*>(a.q) + q_row0 * D;
-  const int64_t kv_off = (tile.b * a.Hk + tile.kvh) * a.Tk * D;
-  const T* kg = static_cast<const T*>(a.k) + kv_off;
-  const T* vg = static_cast<const T*>(a.v) + kv_off;
+  const T* qg = static_cast<const T*>(a.q) + tile.q_row0 * D;
+  const T* kg = static_cast<const T*>(a.k) + tile.kv_row0 * D;
+  const T* vg = static_cast<const T*>(a.v) + tile.kv_row0 * D;
 
   // The key ranges of this thread's fragment rows: (mt, h) -> tile row wrow + mt * 16 + g + 8h.
   KeyRange rr[MT][2];
@@ -209,7 +207,7 @@ __global__ void __launch_bounds__(WARPS * 32) sdpa_tc_kernel(const SdpaArgs a) {
 
   // Epilogue: normalise, round like the CPU, stage the warp's rows in its own part of sQ (only
   // this warp read them), then write 16 bytes per lane.
-  float* lse_g = a.lse ? a.lse + q_row0 : nullptr;
+  float* lse_g = a.lse ? a.lse + tile.q_row0 : nullptr;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -228,7 +226,7 @@ __global__ void __launch_bounds__(WARPS * 32) sdpa_tc_kernel(const SdpaArgs a) {
       if (lse_g && t4 == 0 && lr < rows) lse_g[lr] = sum == 0.0f ? kNegInf : (m[mt][h] + log2f(sum)) * kLn2;
     }
   __syncwarp();
-  T* og = static_cast<T*>(a.out) + q_row0 * D;
+  T* og = static_cast<T*>(a.out) + tile.q_row0 * D;
   for (int c = lane; c < 16 * MT * CHUNKS; c += 32) {
     const int lr = wrow + c / CHUNKS, col = (c % CHUNKS) * 8;
     if (lr < rows) *reinterpret_cast<uint4*>(og + static_cast<int64_t>(lr) * D + col) = *reinterpret_cast<const uint4*>(sQ + lr * S + col);
