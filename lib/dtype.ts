@@ -3,13 +3,14 @@
  * no Float16Array); the conversions here round to nearest even and match the native ones bit for
  * bit (test/dtype.test.ts checks every float16 and bfloat16 pattern).
  */
-export type DType = 'float32' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'uint32' | 'int64';
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'uint32' | 'int64';
 
-export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', 'uint32', 'int64'];
+export const DTYPES: readonly DType[] = ['float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', 'uint32', 'int64'];
 
 /** The typed array that holds each dtype's values (or, for 16-bit floats, their bits). */
 export interface TypedArrayMap {
   float32: Float32Array;
+  float64: Float64Array;
   float16: Uint16Array;
   bfloat16: Uint16Array;
   int8: Int8Array;
@@ -21,11 +22,11 @@ export interface TypedArrayMap {
 export type TypedArrayFor<D extends DType> = TypedArrayMap[D];
 
 export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = {
-  float32: 4, float16: 2, bfloat16: 2, int8: 1, uint8: 1, int32: 4, uint32: 4, int64: 8,
+  float32: 4, float64: 8, float16: 2, bfloat16: 2, int8: 1, uint8: 1, int32: 4, uint32: 4, int64: 8,
 };
 
 const VIEWS: Record<DType, new (b: ArrayBuffer) => ArrayBufferView> = {
-  float32: Float32Array, float16: Uint16Array, bfloat16: Uint16Array, int8: Int8Array, uint8: Uint8Array,
+  float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array, int8: Int8Array, uint8: Uint8Array,
   int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array,
 };
 

@@ -89,6 +89,7 @@ export class Tensor<D extends DType = DType> {
     if (this.dtype === 'float32') return d as Float32Array;
     if (this.dtype === 'float16' || this.dtype === 'bfloat16') return halfToFloat32(d as Uint16Array, this.dtype);
     if (this.dtype === 'int64') return Float32Array.from(d as BigInt64Array, (v) => Number(v));
+    if (this.dtype === 'float64') return Float32Array.from(d as Float64Array); // rounds to nearest even
     return Float32Array.from(d as Int32Array);
   }
 

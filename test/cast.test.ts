@@ -8,6 +8,10 @@ import { CUDA_TITLE, cudaReason } from './helpers.js';
 /** Source values per dtype, chosen to hit rounding, truncation and saturation edges. */
 const SOURCE: Record<DType, (number | bigint)[]> = {
   float32: [0, -0, 1.5, -1.5, 2.5, -2.7, 127.9, 128, -129, 255.5, 256, 3e9, -3e9, 65520, 1e-8, NaN, Infinity, -Infinity, 4294967296, 1.00048828125],
+  // float64 -> narrower rounds once: 1 + 2^-11 + 2^-40 is above float16's tie (through float32 it would tie
+  // and go to even), likewise 1 + 2^-8 + 2^-40 for bfloat16 and 1 + 2^-24 + 2^-60 for float32.
+  float64: [0, -0, 0.1, -2.5, 1 + 2 ** -11 + 2 ** -40, 1 + 2 ** -8 + 2 ** -40, 1 + 2 ** -24 + 2 ** -60, 1e300, -1e300, 5e-324,
+    3e9, -3e9, 2 ** 53 + 2, 2 ** 63, -(2 ** 63), 2147483647.9, 4294967295.5, -128.9, NaN, Infinity, -Infinity],
   float16: [0, 1.5, -2.5, 255, 256.5, -128, 65504, Infinity, -Infinity, NaN, 2 ** -24, 0.333],
   bfloat16: [0, 1.5, -2.5, 3e9, -3e9, 1e20, Infinity, NaN, 1e-30, 300],
   int8: [-128, -1, 0, 1, 127],
@@ -42,8 +46,8 @@ async function checkAllPairs(device: 'cpu' | 'cuda:0'): Promise<void> {
         const w = want[i];
         const isNaNBits = (to === 'float16' && typeof w === 'number' && (w & 0x7c00) === 0x7c00 && (w & 0x3ff) !== 0)
           || (to === 'bfloat16' && typeof w === 'number' && (w & 0x7f80) === 0x7f80 && (w & 0x7f) !== 0)
-          || (to === 'float32' && Number.isNaN(w));
-        const ok = isNaNBits ? (to === 'float32' ? Number.isNaN(got[i] as number) : ((got[i] as number) & 0x7fff) > (to === 'float16' ? 0x7c00 : 0x7f80)) : sameStored(got[i], w);
+          || ((to === 'float32' || to === 'float64') && Number.isNaN(w));
+        const ok = isNaNBits ? (to === 'float32' || to === 'float64' ? Number.isNaN(got[i] as number) : ((got[i] as number) & 0x7fff) > (to === 'float16' ? 0x7c00 : 0x7f80)) : sameStored(got[i], w);
         if (!ok) failures.push(`${from}(${String(expected[i])}) -> ${to}: got ${String(got[i])}, want ${String(w)}`);
       }
     }

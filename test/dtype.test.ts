@@ -2,7 +2,7 @@
 // bit; special values and rounding follow IEEE 754 round-to-nearest-even.
 import { describe, expect, it } from 'vitest';
 
-import { bfloat16Bits, bfloat16Value, float16Bits, float16Value, tensor } from '../lib/index.js';
+import { attention, bfloat16Bits, bfloat16Value, float16Bits, float16Value, full, random, tensor, zeros } from '../lib/index.js';
 import { CUDA_TITLE, cudaReason, lcg } from './helpers.js';
 
 const f32 = new Float32Array(1);
@@ -132,5 +132,34 @@ describe('native conversions equal the TypeScript ones bit for bit', () => {
     expect(Array.from(b)).toEqual(xs.map(bfloat16Bits));
     // Double rounding would give 0x3c00 here: 1 + 2^-11 + 2^-40 is just above the tie.
     expect(h[0]).toBe(0x3c01);
+  });
+});
+
+describe('float64 tensors', () => {
+  it('hold doubles exactly: Float64Array in, Float64Array out, full() keeps every bit', async () => {
+    const xs = new Float64Array([0.1, -0, 1e-310, 2 ** 53 + 2, -1e300, NaN, Infinity]);
+    const t = tensor(xs, { dtype: 'float64' });
+    expect(t.dtype).toBe('float64');
+    expect(t.byteLength).toBe(56);
+    const back = (await t.data()) as Float64Array;
+    expect(back).toBeInstanceOf(Float64Array);
+    for (let i = 0; i < xs.length; i++) expect(Object.is(back[i], xs[i])).toBe(true);
+    expect(Array.from((await full([2], 0.1, { dtype: 'float64' }).data()) as Float64Array)).toEqual([0.1, 0.1]);
+    expect(Number.isNaN(((await full([1], NaN, { dtype: 'float64' }).data()) as Float64Array)[0])).toBe(true);
+  });
+
+  it('float64 -> float32 rounds once (toFloat32 and cast agree with Math.fround)', async () => {
+    const xs = [1 + 2 ** -24 + 2 ** -60, 0.1, 1e39, -1e-46, 3.4028235677973366e38];
+    const t = tensor(xs, { dtype: 'float64' });
+    expect(Array.from(await t.toFloat32())).toEqual(xs.map(Math.fround));
+    expect(Array.from((await t.cast('float32').data()) as Float32Array)).toEqual(xs.map(Math.fround));
+  });
+
+  it('random and attention reject float64 with the dtype error', async () => {
+    expect(() => random.normal([2], { dtype: 'float64' as never })).toThrowError(
+      expect.objectContaining({ code: 'ERR_SPARQ_DTYPE', message: "random.normal: dtype must be 'float32', 'float16' or 'bfloat16', got 'float64'" }));
+    const q = zeros([1, 1, 1, 8], { dtype: 'float64' });
+    expect(() => attention.sdpa(q, q, q)).toThrowError(
+      expect.objectContaining({ code: 'ERR_SPARQ_DTYPE', message: 'attention.sdpa: q must be float32, float16 or bfloat16, got float64' }));
   });
 });

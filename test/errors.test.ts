@@ -20,7 +20,7 @@ describe('messages name the op, the argument, the expectation and what came', ()
     [() => zeros([2, -3]), 'ERR_SPARQ_SHAPE', 'sparq.zeros: shape[1] must be a non-negative integer, got -3'],
     [() => zeros([2, 1.5]), 'ERR_SPARQ_SHAPE', 'sparq.zeros: shape[1] must be a non-negative integer, got 1.5'],
     [() => zeros('abc' as never), 'ERR_INVALID_ARG_TYPE', "sparq.zeros: shape must be an array of non-negative integers, got the string 'abc'"],
-    [() => zeros([2], { dtype: 'float64' as never }), 'ERR_SPARQ_DTYPE', "sparq.zeros: dtype must be one of 'float32', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', 'uint32', 'int64', got 'float64'"],
+    [() => zeros([2], { dtype: 'float128' as never }), 'ERR_SPARQ_DTYPE', "sparq.zeros: dtype must be one of 'float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', 'uint32', 'int64', got 'float128'"],
     [() => zeros([2], { device: 'gpu' as never }), 'ERR_INVALID_ARG_VALUE', "sparq.zeros: device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"],
     [() => full([2], 'x' as never), 'ERR_INVALID_ARG_TYPE', "sparq.full: value must be a number, got the string 'x'"],
     [() => full([2], NaN, { dtype: 'int32' }), 'ERR_INVALID_ARG_VALUE', "sparq.full: value NaN cannot be stored in dtype 'int32'"],

@@ -90,13 +90,13 @@ int64_t arg_integer(const Napi::Value& v, const std::string& op, const char* nam
 }
 
 DType arg_dtype(const Napi::Value& v, const std::string& op, const char* name) {
-  if (!v.IsString()) bad_type(v, op, name, "a dtype name ('float32', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', 'uint32' or 'int64')");
+  if (!v.IsString()) bad_type(v, op, name, "a dtype name ('float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', 'uint32' or 'int64')");
   DType t;
   std::string s = v.As<Napi::String>().Utf8Value();
   if (!dtype_from_name(s, &t))
     throw_error(v.Env(), Code::dtype,
-                op + ": " + name + " must be one of 'float32', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', "
-                "'uint32', 'int64', got '" + s + "'");
+                op + ": " + name + " must be one of 'float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', "
+                "'int32', 'uint32', 'int64', got '" + s + "'");
   return t;
 }
 

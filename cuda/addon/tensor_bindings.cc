@@ -56,7 +56,7 @@ Napi::Value Full(const Napi::CallbackInfo& info) {
     if (!lossless) throw_error(env, Code::invalid_arg_value, op + ": value does not fit in int64, got " + describe(info[4]));
   } else {
     double v = arg_number_any(info[4], op, "value");
-    if (!dtype_is_float(dtype) && std::isnan(v))
+    if (!dtype_is_floating(dtype) && std::isnan(v))
       throw_error(env, Code::invalid_arg_value, op + ": value NaN cannot be stored in dtype '" + dtype_name(dtype) + "'");
     pattern = encode_scalar(v, dtype);
   }
@@ -80,7 +80,10 @@ Napi::Value FromArray(const Napi::CallbackInfo& info) {
   DType src = dtype;
   switch (ta.TypedArrayType()) {
     case napi_float32_array: src = DType::f32; break;
-    case napi_float64_array: from_f64 = true; break;
+    case napi_float64_array:
+      if (dtype == DType::f64) src = DType::f64;  // same representation: a plain copy
+      else from_f64 = true;
+      break;
     case napi_int8_array: src = DType::i8; break;
     case napi_uint8_array: case napi_uint8_clamped_array: src = DType::u8; break;
     case napi_int32_array: src = DType::i32; break;

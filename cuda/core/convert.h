@@ -1,7 +1,8 @@
 // Element conversions between dtypes, shared by the CPU and CUDA cast kernels.
 // Rules: floats round to nearest even; float -> integer truncates toward zero and saturates to the
 // target's range, NaN -> 0; integer -> integer saturates; integer -> float16/bfloat16 rounds once
-// (through double, exact for every source up to 2^53).
+// (through double, exact for every source up to 2^53). float64 sources round once to the target
+// (never through float32); everything but int64 reaches float64 exactly.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -30,8 +31,17 @@ template <> struct IsFloatSrc<float> { static constexpr bool value = true; };
 template <> struct IsFloatSrc<f16_t> { static constexpr bool value = true; };
 template <> struct IsFloatSrc<bf16_t> { static constexpr bool value = true; };
 
+template <typename S> struct IsF64 { static constexpr bool value = std::is_same<S, double>::value; };
+
 // ---- conversion to each destination ----
 template <typename D> struct Convert;
+
+template <> struct Convert<double> {
+  template <typename S> SPARQ_HD static double from(S v) {
+    if constexpr (IsFloatSrc<S>::value) return static_cast<double>(to_float(v));
+    else return static_cast<double>(v);  // int64 rounds to nearest even; the rest are exact
+  }
+};
 
 template <> struct Convert<float> {
   template <typename S> SPARQ_HD static float from(S v) {
@@ -87,6 +97,8 @@ template <typename D> struct ConvertInt {
     constexpr int64_t lo = IntLimits<D>::lo, hi = IntLimits<D>::hi;
     if constexpr (IsFloatSrc<S>::value) {
       return saturate_f32<D>(to_float(v));
+    } else if constexpr (IsF64<S>::value) {
+      return static_cast<D>(saturate_float_to_i64(v, lo, hi));
     } else {
       int64_t w = static_cast<int64_t>(v);
       return static_cast<D>(w < lo ? lo : (w > hi ? hi : w));
@@ -102,6 +114,8 @@ template <> struct Convert<int64_t> {
   template <typename S> SPARQ_HD static int64_t from(S v) {
     if constexpr (IsFloatSrc<S>::value) {
       return saturate_float_to_i64(static_cast<double>(to_float(v)), INT64_MIN, INT64_MAX);
+    } else if constexpr (IsF64<S>::value) {
+      return saturate_float_to_i64(v, INT64_MIN, INT64_MAX);
     } else {
       return static_cast<int64_t>(v);  // every other integer type fits
     }
@@ -110,7 +124,8 @@ template <> struct Convert<int64_t> {
 
 // Convert a double (a JavaScript number) to dtype D, with the same rules.
 template <typename D> SPARQ_HD D from_double(double d) {
-  if constexpr (std::is_same<D, float>::value) return static_cast<float>(d);
+  if constexpr (std::is_same<D, double>::value) return d;
+  else if constexpr (std::is_same<D, float>::value) return static_cast<float>(d);
   else if constexpr (std::is_same<D, f16_t>::value) return f16_t{f64_to_f16(d)};
   else if constexpr (std::is_same<D, bf16_t>::value) return bf16_t{f64_to_bf16(d)};
   else if constexpr (std::is_same<D, int64_t>::value) return saturate_float_to_i64(d, INT64_MIN, INT64_MAX);

@@ -21,6 +21,7 @@ inline void visit_dtype(DType t, Fn&& fn) {
     case DType::i32: fn(Tag<int32_t>{}); break;
     case DType::u32: fn(Tag<uint32_t>{}); break;
     case DType::i64: fn(Tag<int64_t>{}); break;
+    case DType::f64: fn(Tag<double>{}); break;
   }
 }
 

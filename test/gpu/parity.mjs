@@ -44,8 +44,11 @@ async function check(name, fn) {
  */
 function sameBits(a, b, what) {
   if (a.length !== b.length) throw new Error(`${what}: length ${a.length} vs ${b.length}`);
-  const fa = a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a;
-  const fb = b instanceof Float32Array ? new Uint32Array(b.buffer, b.byteOffset, b.length) : b;
+  /** @param {ArrayLike<number | bigint>} x */
+  const bitsOf = (x) => x instanceof Float32Array ? new Uint32Array(x.buffer, x.byteOffset, x.length)
+    : x instanceof Float64Array ? new BigUint64Array(x.buffer, x.byteOffset, x.length) : x;
+  const fa = bitsOf(a);
+  const fb = bitsOf(b);
   let bad = 0;
   let first = -1;
   for (let i = 0; i < fa.length; i++) {

@@ -18,7 +18,8 @@ export function convertValue(x: number | bigint, to: DType): number | bigint {
     if (x <= -(2 ** 63)) return -(1n << 63n);
     return BigInt(Math.trunc(x));
   }
-  const v = typeof x === 'bigint' ? Number(x) : x; // exact for |x| <= 2^53
+  const v = typeof x === 'bigint' ? Number(x) : x; // exact for |x| <= 2^53, else rounded to nearest even
+  if (to === 'float64') return v;
   if (to === 'float32') return Math.fround(v);
   if (to === 'float16') return float16Bits(v);
   if (to === 'bfloat16') return bfloat16Bits(v);

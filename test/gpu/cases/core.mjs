@@ -43,6 +43,17 @@ export async function run({ sparq, device, check, sameBits, errorCode }) {
     });
   }
 
+  await check('cast float64 (values float32 cannot hold) -> every dtype', async () => {
+    const n = (1 << 20) + 3;
+    const vals = new Float64Array(n);
+    for (let i = 0; i < n; i++) vals[i] = (i % 2 ? -1 : 1) * (1 + i * 2 ** -40) * 2 ** ((i % 200) - 100) * (i % 97 === 0 ? 1e200 : 1);
+    const cpu = sparq.tensor(vals, { dtype: 'float64' });
+    const dev = cpu.to(device);
+    for (const to of sparq.DTYPES) {
+      sameBits(/** @type {any} */ (await cpu.cast(to).data()), /** @type {any} */ (await dev.cast(to).data()), `float64 -> ${to}`);
+    }
+  });
+
   for (const dtype of /** @type {const} */ (['float32', 'float16', 'bfloat16'])) {
     await check(`random.normal/uniform ${dtype} identical bits`, async () => {
       for (const n of [1, 5, 4099, (1 << 22) + 1]) {
