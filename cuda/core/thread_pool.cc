@@ -32,11 +32,14 @@ ThreadPool::~ThreadPool() {
   for (auto& t : helpers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
+bool ThreadPool::run_chunks(Job& job) {
+  bool last = false;
   for (;;) {
-    int64_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (begin >= n_) return;
-    (*fn_)(begin, std::min(n_, begin + chunk_));
+    int64_t c = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (c >= job.chunks) return last;
+    int64_t begin = c * job.chunk;
+    (*job.fn)(begin, std::min(job.n, begin + job.chunk));
+    last = job.finished.fetch_add(1, std::memory_order_acq_rel) + 1 == job.chunks;
   }
 }
 
@@ -44,15 +47,18 @@ void ThreadPool::helper_loop() {
   t_inside_pool = true;
   uint64_t seen = 0;
   for (;;) {
+    std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lk(mu_);
       wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      job = job_;
     }
-    run_chunks();
-    std::lock_guard<std::mutex> lk(mu_);
-    if (--busy_ == 0) done_.notify_one();
+    if (job && run_chunks(*job)) {
+      std::lock_guard<std::mutex> lk(mu_);  // the caller checks `finished` under mu_: no lost wake-up
+      done_.notify_one();
+    }
   }
 }
 
@@ -66,23 +72,25 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   std::lock_guard<std::mutex> caller(caller_mu_);
   // About four chunks per thread balances uneven chunks without much scheduling overhead.
   int64_t target = static_cast<int64_t>(size()) * 4;
-  int64_t chunk = std::max(grain, (n + target - 1) / target);
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->n = n;
+  job->chunk = std::max(grain, (n + target - 1) / target);
+  job->chunks = (n + job->chunk - 1) / job->chunk;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = chunk;
-    next_.store(0, std::memory_order_relaxed);
-    busy_ = static_cast<int>(helpers_.size());
+    job_ = job;
     ++generation_;
   }
   wake_.notify_all();
   t_inside_pool = true;
-  run_chunks();
+  run_chunks(*job);
   t_inside_pool = false;
+  // Wait for the chunks, not for the helpers: one that has not woken yet (a busy machine) costs
+  // nothing once the others have done the work.
   std::unique_lock<std::mutex> lk(mu_);
-  done_.wait(lk, [&] { return busy_ == 0; });
-  fn_ = nullptr;
+  done_.wait(lk, [&] { return job->finished.load(std::memory_order_acquire) == job->chunks; });
+  job_.reset();
 }
 
 }  // namespace sparq
