@@ -13,7 +13,9 @@ const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
 fs.mkdirSync(path.join(dist, 'types'), { recursive: true });
-fs.copyFileSync(path.join(root, 'types', 'native.d.ts'), path.join(dist, 'types', 'native.d.ts'));
+for (const f of fs.readdirSync(path.join(root, 'types'))) {
+  if (f.endsWith('.d.ts')) fs.copyFileSync(path.join(root, 'types', f), path.join(dist, 'types', f));
+}
 
 // Named exports of the CommonJS build (loading it does not load the addon: that happens on first use).
 const names = Object.keys(require(path.join(dist, 'cjs', 'index.js'))).filter((n) => n !== 'default').sort();

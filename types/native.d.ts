@@ -1,7 +1,11 @@
 // The exact surface of the native addon (cuda/addon/*.cc): the contract between lib/ and C++.
 // Every function validates its arguments in C++ and throws a SparqError naming `op`.
+// Each kernel family declares its functions in its own file (native-<family>.d.ts).
+import type { NativeKv } from './native-kv.js';
+import type { NativeRat } from './native-rat.js';
+import type { NativeSparse } from './native-sparse.js';
 
-export type NativeDType = 'float32' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'uint32' | 'int64';
+export type NativeDType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'uint32' | 'int64';
 
 export interface NativeTensor {
   readonly dtype: NativeDType;
@@ -55,7 +59,7 @@ export interface NativeMarker {
   readonly __brand: 'NativeMarker';
 }
 
-export interface NativeAddon {
+export interface NativeAddon extends NativeKv, NativeRat, NativeSparse {
   NativeTensor: new () => NativeTensor;
   empty(op: string, shape: readonly number[], dtype: string, device: string): NativeTensor;
   full(op: string, shape: readonly number[], dtype: string, device: string, value: number | bigint): NativeTensor;

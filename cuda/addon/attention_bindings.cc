@@ -10,48 +10,12 @@
 #include "../core/tensor_ops.h"
 #include "addon_data.h"
 #include "args.h"
+#include "binding_checks.h"
 #include "bindings.h"
 #include "tensor_handle.h"
 
 namespace sparq {
 namespace {
-
-void check(Napi::Env env, const std::string& op, const Status& st) {
-  if (!st.ok()) throw_error(env, st.code(), op + ": " + st.message());
-}
-
-TensorView alloc(Napi::Env env, const std::string& op, Device dev, DType dtype, std::vector<int64_t> shape) {
-  TensorView t;
-  check(env, op, allocate_tensor(dev, dtype, shape, &t));
-  return t;
-}
-
-// `t` must have rank shape.size(); dims given as >= 0 must match. `names` label the dims in the message.
-void require_shape(Napi::Env env, const std::string& op, const char* arg, const TensorView& t,
-                   const std::vector<int64_t>& want, const std::string& names, const std::string& because) {
-  bool ok = t.shape.size() == want.size();
-  for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] < 0 || want[i] == t.shape[i];
-  if (!ok)
-    throw_error(env, Code::shape, op + ": " + arg + " must have shape " + names + (because.empty() ? "" : " with " + because) +
-                                      ", got " + shape_str(t.shape));
-}
-
-void require_same_device(Napi::Env env, const std::string& op, const char* arg, const TensorView& t, const char* ref_arg,
-                         const TensorView& ref) {
-  if (t.device() != ref.device())
-    throw_error(env, Code::device, op + ": " + arg + " is on " + t.device().name() + " but " + ref_arg + " is on " +
-                                       ref.device().name() + " (move it with .to())");
-}
-
-void require_float(Napi::Env env, const std::string& op, const char* arg, const TensorView& t) {
-  if (!dtype_is_float(t.dtype))
-    throw_error(env, Code::dtype, op + ": " + arg + " must be float32, float16 or bfloat16, got " + dtype_name(t.dtype));
-}
-
-void require_dtype(Napi::Env env, const std::string& op, const char* arg, const TensorView& t, DType want, const char* why) {
-  if (t.dtype != want)
-    throw_error(env, Code::dtype, op + ": " + arg + " must be " + dtype_name(want) + why + ", got " + dtype_name(t.dtype));
-}
 
 void require_head_dim(Napi::Env env, const std::string& op, Device dev, int64_t D) {
   if (dev.is_cuda() && !cuda_head_dim_supported(D))
@@ -59,25 +23,6 @@ void require_head_dim(Napi::Env env, const std::string& op, Device dev, int64_t 
   if (D > kCpuMaxHeadDim)
     throw_error(env, Code::unsupported, op + ": head dim D = " + std::to_string(D) + " is not supported (at most " +
                                             std::to_string(kCpuMaxHeadDim) + ")");
-}
-
-int* error_word_for(Napi::Env env, const std::string& op, Device dev) {
-  if (!dev.is_cuda()) return nullptr;
-  int* w = nullptr;
-  check(env, op, cuda::error_word(dev.index, &w));
-  return w;
-}
-
-float arg_scale(const Napi::Value& v, const std::string& op, int64_t D) {
-  if (v.IsUndefined() || v.IsNull()) return D > 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) : 1.0f;
-  return static_cast<float>(arg_number(v, op, "scale"));
-}
-
-Napi::Value pair(Napi::Env env, TensorView out, const TensorView* lse) {
-  Napi::Array a = Napi::Array::New(env, 2);
-  a.Set(0u, NativeTensor::wrap(env, std::move(out)));
-  a.Set(1u, lse ? NativeTensor::wrap(env, *lse) : env.Null());
-  return a;
 }
 
 // sdpa(op, q, k, v, kvLengths | null, causal, windowLeft, windowRight, scale | undefined, returnLse)
@@ -135,7 +80,7 @@ Napi::Value Sdpa(const Napi::CallbackInfo& info) {
   if (want_lse) keep.push_back(lse.storage);
   check(env, op, launch("attention.sdpa", q.device(), std::move(keep), [p](ThreadPool& pool) { return sdpa_cpu(p, pool); },
                         [p](cudaStream_t s) { return SPARQ_CUDA_CALL(sdpa_cuda(p, s)); }));
-  return pair(env, std::move(out), want_lse ? &lse : nullptr);
+  return out_and_lse(env, std::move(out), want_lse ? &lse : nullptr);
 }
 
 // decode(op, q, kCache, vCache, lengths, scale | undefined, returnLse, numSplits) -> [out, lse | null]
@@ -183,7 +128,7 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   if (want_lse) keep.push_back(lse.storage);
   check(env, op, launch("attention.decode", q.device(), std::move(keep), [p](ThreadPool& pool) { return decode_cpu(p, pool); },
                         [p](cudaStream_t s) { return SPARQ_CUDA_CALL(decode_cuda(p, s)); }));
-  return pair(env, std::move(out), want_lse ? &lse : nullptr);
+  return out_and_lse(env, std::move(out), want_lse ? &lse : nullptr);
 }
 
 // mergeStates(op, outs: NativeTensor[], lses: NativeTensor[]) -> [out, lse]
@@ -232,7 +177,7 @@ Napi::Value MergeStates(const Napi::CallbackInfo& info) {
   keep.push_back(lse.storage);
   check(env, op, launch("attention.mergeStates", first->device(), std::move(keep), [p](ThreadPool& pool) { return merge_cpu(p, pool); },
                         [p](cudaStream_t s) { return SPARQ_CUDA_CALL(merge_cuda(p, s)); }));
-  return pair(env, std::move(out), &lse);
+  return out_and_lse(env, std::move(out), &lse);
 }
 
 // rope(op, x, positions | null, offset, base, interleaved, rotaryDim | undefined) -> out

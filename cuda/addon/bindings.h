@@ -9,5 +9,8 @@ void register_stream_bindings(Napi::Env env, Napi::Object exports);
 void register_info_bindings(Napi::Env env, Napi::Object exports);
 void register_bench_bindings(Napi::Env env, Napi::Object exports);
 void register_attention_bindings(Napi::Env env, Napi::Object exports);
+void register_kv_bindings(Napi::Env env, Napi::Object exports);
+void register_rat_bindings(Napi::Env env, Napi::Object exports);
+void register_sparse_bindings(Napi::Env env, Napi::Object exports);
 
 }  // namespace sparq

@@ -19,6 +19,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_info_bindings(env, exports);
   register_bench_bindings(env, exports);
   register_attention_bindings(env, exports);
+  register_kv_bindings(env, exports);
+  register_rat_bindings(env, exports);
+  register_sparse_bindings(env, exports);
   return exports;
 }
 
