@@ -68,7 +68,7 @@ export async function timeWall(op, opts = {}) {
   for (let i = 0; i < warmup + runs; i++) {
     await sparq.synchronize();
     const t0 = performance.now();
-    const out = op();
+    const out = await op(); // an async op (e.g. sparse.matmul) is timed until its promise settles
     await sparq.synchronize();
     if (i >= warmup) ms.push(performance.now() - t0);
     dispose(out);

@@ -1,0 +1,79 @@
+// @ts-check
+// SpGEMM benchmarks: C = A·A (A·Aᵀ for the rectangular matrix) on every test matrix, as GFLOP/s
+// (2 x products / time) and time per product, side by side with SciPy on the CPU and CuPy
+// (cuSPARSE) on CUDA. Timed by the wall clock from the call to the settled promise: analysis,
+// symbolic phase, the read of nnz(C), allocation and numeric phase, as OpSparse times its total.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { sparq } from '../harness.mjs';
+
+/** @typedef {import('../run.mjs').BenchCase} BenchCase */
+
+const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'data', 'matrices');
+const ALL = ['bcsstk13', 'pushpull', 'zenios', 'west0067', 'karate', 'LFAT5', 'cryg2500', 'n1024-l1', 'n1024-l2',
+  'sparse-images-1024_subset', '1138_bus', 'hep-th'];
+const QUICK = ['west0067', 'bcsstk13'];
+
+/**
+ * Products of A·A (A·Aᵀ when `t`): Σ_k (entries of column k of the left factor) x (entries of row k
+ * of the right one), counted from the file's coordinates (symmetric halves mirrored).
+ * @param {string} text @param {boolean} t A·Aᵀ (forced for a rectangular A)
+ */
+function countProducts(text, t) {
+  const lines = text.split('\n');
+  const sym = !/\sgeneral\s*$/i.test(lines[0].trim());
+  let i = 1;
+  while (lines[i].startsWith('%')) i++;
+  const [rows, cols] = lines[i].trim().split(/\s+/).map(Number);
+  const rowCount = new Float64Array(rows);
+  const colCount = new Float64Array(cols);
+  for (i++; i < lines.length; i++) {
+    const s = lines[i].trim();
+    if (!s || s.startsWith('%')) continue;
+    const [r, c] = s.split(/\s+/, 2).map((x) => Number(x) - 1);
+    rowCount[r]++;
+    colCount[c]++;
+    if (sym && r !== c) {
+      rowCount[c]++;
+      colCount[r]++;
+    }
+  }
+  let p = 0;
+  t = t || rows !== cols;
+  // A·Aᵀ: row k of Aᵀ is column k of A.
+  if (t) for (let k = 0; k < cols; k++) p += colCount[k] * colCount[k];
+  else for (let k = 0; k < rows; k++) p += colCount[k] * rowCount[k];
+  return { rows, cols, products: p, t };
+}
+
+/**
+ * @param {{ device: string, quick: boolean }} ctx
+ * @returns {BenchCase[]}
+ */
+export function cases({ device, quick }) {
+  const dev = /** @type {any} */ (device);
+  const dtype = 'float64';
+  /** @type {BenchCase[]} */
+  const out = [];
+  for (const name of quick ? QUICK : ALL) {
+    const file = path.join(DIR, `${name}.mtx`);
+    const text = fs.readFileSync(file, 'utf8');
+    const { rows, cols, products, t } = countProducts(text, false);
+    out.push({
+      name: `spgemm ${name} ${t ? 'A·Aᵀ' : 'A·A'} ${dtype}`,
+      shape: `${rows} x ${cols}, ${products} products`,
+      bytes: 0,
+      flops: 2 * products,
+      clock: 'wall',
+      setup: () => {
+        const a = sparq.sparse.fromMatrixMarket(text, { dtype }).to(dev);
+        return t ? [a, a.transpose()] : [a, a];
+      },
+      run: ([a, b]) => sparq.sparse.matmul(a, b),
+      peer: { script: 'sparse.py', args: { file, transpose: t, dtype } },
+    });
+  }
+  return out;
+}
