@@ -9,4 +9,7 @@ export { type TensorOptions, type TensorData, tensor, empty, full, zeros, ones }
 export { type FloatDType, type RandomOptions, random } from './random.js';
 export { type SparqInfo, info, doctorReport } from './info.js';
 export { type AttentionState, type DecodeOptions, type RopeOptions, type SdpaOptions, attention, rope } from './attention.js';
+export { type KiviCacheOptions, type KiviCacheState, type KvAttendOptions, type KvBits, type KvCacheOptions, type KvFloatDType, type QuantizeOptions, type QuantizedTensor, KiviCache, kv } from './kv.js';
+export { type RatAttentionOptions, type RatCacheOptions, type RatForwardOptions, type RatPrefillOptions, type RatScanOptions, type RatScanResult, RatCache, rat } from './rat.js';
+export { type CsrInit, type FromMatrixMarketOptions, type IndexDType, type MatmulOptions, type ValueDType, Csr, sparse } from './sparse.js';
 export { internal } from './internal.js';
