@@ -15,7 +15,7 @@ import { writeReport } from './report.mjs';
  * @typedef {{
  *   name: string, shape: string, bytes: number, flops: number,
  *   setup: () => any, run: (input: any) => unknown,
- *   clock?: 'device' | 'wall',
+ *   clock?: 'device' | 'wall' | 'settled',
  *   peer?: { script: string, args: Record<string, unknown> },
  * }} BenchCase
  * @typedef {{ label: string, medianMs: number, gbps: number, gflops: number } | { skipped: string }} PeerResult
@@ -67,7 +67,7 @@ for (const device of devices) {
     for (const c of /** @type {BenchCase[]} */ (mod.cases({ device, quick }))) {
       const input = c.setup();
       const clock = c.clock ?? 'device';
-      const t = clock === 'wall' ? await timeWall(() => c.run(input)) : await time(device, () => c.run(input));
+      const t = clock === 'device' ? await time(device, () => c.run(input)) : await timeWall(() => c.run(input), { settled: clock === 'settled' });
       if (input && typeof input.dispose === 'function') input.dispose();
       const gbps = c.bytes / (t.medianMs * 1e6);
       /** @type {Record<string, PeerResult>} */
