@@ -7,28 +7,10 @@ import {
   type AttentionState, type Device, type FloatDType, type Tensor, attention, full, info, rope, synchronize, tensor,
 } from '../lib/index.js';
 import { type AttentionDims, type StateRef, decodeRef, mergeRef, ropeRef, sdpaRef, visibleKeys } from './oracle/attention.js';
-import { CUDA_TITLE, cudaReason, lcg } from './helpers.js';
+import { CUDA_TITLE, cudaReason, gaussian, lcg, relErr } from './helpers.js';
 
 /** Relative L2 error allowed against the oracle run on the same (rounded) inputs. */
 const TOL: Record<FloatDType, number> = { float32: 1e-5, float16: 2e-3, bfloat16: 1e-2 };
-
-function gaussian(n: number, seed: number, std = 1): Float32Array {
-  const u = lcg(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
-
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
 
 /** LSE: -Infinity exactly where the oracle has it, else within float32 accumulation error. */
 function expectLse(got: ArrayLike<number>, want: ArrayLike<number>, label: string, tol = 2e-5): void {

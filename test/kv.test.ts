@@ -6,23 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { type Device, type KiviCache, type KvBits, type KvFloatDType, type Tensor, internal, kv, synchronize, tensor } from '../lib/index.js';
 import { type CacheSpec, type MetaDType, cacheContents, decodeRef, quantizeRef, quantizedTokens } from './oracle/kv.js';
-import { CUDA_TITLE, cudaReason, lcg } from './helpers.js';
-
-function gaussian(n: number, seed: number, std = 1): Float32Array {
-  const u = lcg(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
-
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
+import { CUDA_TITLE, cudaReason, gaussian, lcg, relErr } from './helpers.js';
 
 async function f32(t: Tensor): Promise<Float32Array> {
   return t.toFloat32();

@@ -8,27 +8,9 @@ import {
   type Device, type FloatDType, type Tensor, attention, memory, synchronize, bfloat16Bits, bfloat16Value, float16Bits, float16Value, rat, rope, tensor, zeros,
 } from '../lib/index.js';
 import { type RatDims, ratAttentionRef, ratRef, ratScanRef } from './oracle/rat.js';
-import { CUDA_TITLE, cudaReason, lcg } from './helpers.js';
+import { CUDA_TITLE, cudaReason, gaussian, lcg, relErr } from './helpers.js';
 
 const TOL: Record<FloatDType, number> = { float32: 2e-5, float16: 3e-3, bfloat16: 2e-2 };
-
-function gaussian(n: number, seed: number, std = 1): Float32Array {
-  const u = lcg(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
-
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
