@@ -51,6 +51,36 @@ SPARQ_HD double f64_from_bits(uint64_t u) {
 #endif
 }
 
+// Rounded float arithmetic, the same guarantee as the double versions below (used by the KIVI codes).
+SPARQ_HD float fsub(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+SPARQ_HD float fadd(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+SPARQ_HD float fmul(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+SPARQ_HD float fdiv(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
 // Rounded double arithmetic that is never fused into an FMA, so the host and the device compute
 // the same bits (host files that use these are compiled with -ffp-contract=off).
 SPARQ_HD double dmul(double a, double b) {

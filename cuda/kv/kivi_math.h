@@ -12,35 +12,6 @@
 namespace sparq {
 namespace kivi {
 
-SPARQ_HD float fsub(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-SPARQ_HD float fadd(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-SPARQ_HD float fmul(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-SPARQ_HD float fdiv(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-
 SPARQ_HD float widen(float v) { return v; }
 SPARQ_HD float widen(f16_t v) { return f16_to_f32(v.bits); }
 SPARQ_HD float widen(bf16_t v) { return bf16_to_f32(v.bits); }
