@@ -4,10 +4,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "cuda_context.h"
 #include "device_errors.h"
@@ -31,17 +33,75 @@ Status cuda_status(cudaError_t e, const std::string& what) {
   return Status(Code::cuda, what + ": " + err_text(e));
 }
 
+// Page-locked host blocks of one size, taken and given back from any thread. Small reads and the
+// error word are copied into them by the stream itself, so a completion needs no synchronous copy
+// after its wait (each of those costs ~10 us on the critical path of a decode step).
+class PinnedBlocks {
+ public:
+  PinnedBlocks(size_t block, size_t max_blocks) : block_(block), max_(max_blocks) {}
+  size_t block() const { return block_; }
+  // nullptr when the pool is exhausted or page-locked memory is refused: callers fall back.
+  void* take() {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!free_.empty()) {
+      void* p = free_.back();
+      free_.pop_back();
+      return p;
+    }
+    if (made_ == max_) return nullptr;
+    void* p = nullptr;
+    if (cudaHostAlloc(&p, block_, cudaHostAllocPortable) != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    ++made_;
+    return p;
+  }
+  void give(void* p) {
+    std::lock_guard<std::mutex> lk(mu_);
+    free_.push_back(p);
+  }
+
+ private:
+  size_t block_, max_, made_ = 0;
+  std::mutex mu_;
+  std::vector<void*> free_;
+};
+
+PinnedBlocks& error_slots() {
+  static PinnedBlocks* p = new PinnedBlocks(sizeof(int), 4096);  // one per completion in flight
+  return *p;
+}
+PinnedBlocks& read_blocks() {
+  static PinnedBlocks* p = new PinnedBlocks(64 << 10, 64);
+  return *p;
+}
+
+// Waits for an event: polls for a short while (a blocking wait wakes ~10-50 us late, which small
+// reads in a decode loop would pay every step), then sleeps in cudaEventSynchronize.
+cudaError_t wait_event(cudaEvent_t ev) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+  cudaError_t e;
+  while ((e = cudaEventQuery(ev)) == cudaErrorNotReady) {
+    if (std::chrono::steady_clock::now() > until) return cudaEventSynchronize(ev);
+    std::this_thread::yield();
+  }
+  return e;
+}
+
 // Waits on events in FIFO order and runs their callbacks, off the JavaScript thread. After each
-// event it checks the device's error word, so data errors found by kernels fail that completion.
+// event it checks the device's error word as of that event (copied on the stream into a pinned
+// slot, then cleared there), so data errors found by kernels fail the first completion after them.
 class Completer {
  public:
   Completer(int device, int* error_word) : device_(device), error_word_(error_word) {
     std::thread([this] { loop(); }).detach();  // lives as long as the process
   }
-  void push(cudaEvent_t ev, std::function<void(Status)> fn) {
+  void push(cudaEvent_t ev, int* error_slot, std::function<void(Status)> fn) {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      q_.push_back({ev, std::move(fn)});
+      q_.push_back({ev, error_slot, std::move(fn)});
+      queued_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_one();
   }
@@ -49,30 +109,41 @@ class Completer {
  private:
   struct Item {
     cudaEvent_t ev;
+    int* error_slot;  // nullptr: read the error word synchronously
     std::function<void(Status)> fn;
   };
   void loop() {
     cudaSetDevice(device_);
     for (;;) {
+      // Work tends to come in bursts (a decode loop reads every step): stay awake a moment before
+      // sleeping, since waking a sleeping thread costs ~10 us more on virtual machines.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+      while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
       Item it;
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return !q_.empty(); });
         it = std::move(q_.front());
         q_.pop_front();
+        queued_.fetch_sub(1, std::memory_order_relaxed);
       }
-      Status st = cuda_status(cudaEventSynchronize(it.ev), "a queued CUDA operation failed");
+      Status st = cuda_status(wait_event(it.ev), "a queued CUDA operation failed");
       cudaEventDestroy(it.ev);
-      if (st.ok()) st = take_device_error();
+      if (st.ok()) st = it.error_slot ? error_status(*it.error_slot) : take_device_error();
+      if (it.error_slot) error_slots().give(it.error_slot);
       it.fn(st);
     }
+  }
+  static Status error_status(int code) {
+    if (code == 0) return Status::OK();
+    return Status(Code::invalid_arg_value, std::string("a queued op found invalid data: ") + device_error_message(code));
   }
   Status take_device_error() {
     int code = 0;
     Status st = cuda_status(cudaMemcpy(&code, error_word_, sizeof(int), cudaMemcpyDeviceToHost), "reading the error word");
     if (!st.ok() || code == 0) return st;
     cudaMemset(error_word_, 0, sizeof(int));
-    return Status(Code::invalid_arg_value, std::string("a queued op found invalid data: ") + device_error_message(code));
+    return error_status(code);
   }
 
   int device_;
@@ -80,6 +151,7 @@ class Completer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> q_;
+  std::atomic<size_t> queued_{0};  // q_.size(), readable without the lock
 };
 
 struct DeviceState {
@@ -119,14 +191,28 @@ Status init_device(int index, DeviceState** out) {
 }
 
 Status enqueue_completion(int index, DeviceState* st, std::function<void(Status)> fn) {
+  SPARQ_RETURN_IF_ERROR(cuda_status(cudaSetDevice(index), "cudaSetDevice"));  // events belong to the current device
+  // The error word as of this point, copied and cleared in stream order (a later completion sees
+  // only later errors).
+  int* slot = static_cast<int*>(error_slots().take());
+  if (slot) {
+    cudaError_t e = cudaMemcpyAsync(slot, st->error_word, sizeof(int), cudaMemcpyDeviceToHost, st->stream);
+    if (e == cudaSuccess) e = cudaMemsetAsync(st->error_word, 0, sizeof(int), st->stream);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      error_slots().give(slot);  // nothing queued reads it: the copy itself was refused
+      slot = nullptr;
+    }
+  }
   cudaEvent_t ev;
   cudaError_t e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming | cudaEventBlockingSync);
   if (e == cudaSuccess) {
     e = cudaEventRecord(ev, st->stream);
     if (e != cudaSuccess) cudaEventDestroy(ev);
   }
+  // On failure a queued copy may still write the slot: it is leaked rather than reused.
   SPARQ_RETURN_IF_ERROR(cuda_status(e, "cuda:" + std::to_string(index) + " event"));
-  st->completer->push(ev, std::move(fn));
+  st->completer->push(ev, slot, std::move(fn));
   return Status::OK();
 }
 
@@ -292,6 +378,21 @@ Status read_async(int index, const void* src, size_t bytes, void* dst, std::func
   DeviceState* st;
   SPARQ_RETURN_IF_ERROR(init_device(index, &st));
   if (bytes == 0) return enqueue_completion(index, st, std::move(done));
+  // Small reads: straight into a pinned block on the stream, then a host memcpy after the wait.
+  void* pin = bytes <= read_blocks().block() ? read_blocks().take() : nullptr;
+  if (pin) {
+    SPARQ_RETURN_IF_ERROR(cuda_status(cudaSetDevice(index), "cudaSetDevice"));
+    Status s = cuda_status(cudaMemcpyAsync(pin, src, bytes, cudaMemcpyDeviceToHost, st->stream), "device-to-host copy");
+    if (!s.ok()) {
+      read_blocks().give(pin);
+      return s;
+    }
+    return enqueue_completion(index, st, [pin, bytes, dst, done](Status status) {
+      if (status.ok()) std::memcpy(dst, pin, bytes);
+      read_blocks().give(pin);
+      done(status);
+    });
+  }
   void* tmp = nullptr;
   SPARQ_RETURN_IF_ERROR(alloc(index, bytes, &tmp));
   Status s = copy_on_device(index, tmp, src, bytes);

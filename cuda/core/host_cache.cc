@@ -11,7 +11,7 @@ namespace sparq {
 namespace {
 
 constexpr size_t kAlign = 64;
-constexpr size_t kCachedMin = size_t{1} << 20;
+constexpr size_t kCachedMin = size_t{1} << 16;  // glibc gives freed blocks from ~128 KiB back to the system
 
 // Rounds up so that sizes within 25% share a bucket: at most 25% of a block is slack.
 size_t bucket(size_t bytes) {

@@ -43,6 +43,17 @@ export async function run({ sparq, device, check, sameBits, errorCode }) {
     });
   }
 
+  await check('cast of views at odd offsets (the unvectorised kernel) -> every dtype', async () => {
+    const cpu = sparq.tensor(mixedFloat32(sparq, 4099, 5));
+    const dev = cpu.to(device);
+    for (const [lo, hi] of [[1, 4098], [3, 4096], [5, 6]]) {
+      for (const to of sparq.DTYPES) {
+        sameBits(/** @type {any} */ (await cpu.slice(lo, hi).cast(to).data()), /** @type {any} */ (await dev.slice(lo, hi).cast(to).data()),
+          `[${lo}, ${hi}) -> ${to}`);
+      }
+    }
+  });
+
   await check('cast float64 (values float32 cannot hold) -> every dtype', async () => {
     const n = (1 << 20) + 3;
     const vals = new Float64Array(n);
