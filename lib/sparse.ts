@@ -6,8 +6,9 @@
  *
  * The size of a product is known only after its symbolic phase, so `matmul` is async. On the CPU
  * one queued task validates, multiplies and allocates C at its final size, and the promise settles
- * with C (one hop back to the event loop); on CUDA it waits for the row counts of C (without
- * blocking the event loop), then queues the numeric phase.
+ * with C (one hop back to the event loop); a small product (up to about 2^18 products) on an idle
+ * CPU stream is computed at once on the calling thread instead. On CUDA it waits for the row counts
+ * of C (without blocking the event loop), then queues the numeric phase.
  * Malformed matrices (unsorted or out-of-range indices, a bad indptr) are found by the native
  * checks when the work runs: `matmul` rejects with the fault; for `sparse.csr` the next read reports it.
  */
@@ -266,9 +267,11 @@ async function matmul<V extends ValueDType>(a: Csr<V>, b: Csr<V>, options: Matmu
   const narrow = a.indexDType === 'int32' && b.indexDType === 'int32';
   let c: Csr<V>;
   if (a.device === 'cpu') {
-    // One queued task and one hop back: small products are dominated by fixed costs.
+    // Small products on an idle stream come back at once; the rest is one queued task and one hop
+    // back (small products are dominated by fixed costs).
     const valid = (a._valid ? 1 : 0) | (b._valid ? 2 : 0);
-    const [ptr, idx, val] = await settle(queued(matmul, () => n.spgemmCpu('sparse.matmul', na, nb, sortColumns, narrow ? 'int32' : 'int64', valid)));
+    const out = queued(matmul, () => n.spgemmCpu('sparse.matmul', na, nb, sortColumns, narrow ? 'int32' : 'int64', valid));
+    const [ptr, idx, val] = Array.isArray(out) ? out : await settle(out);
     a._valid = true;
     b._valid = true;
     c = new Csr<V>(a.rows, b.cols, Tensor._wrap<IndexDType>(ptr), Tensor._wrap<'int32'>(idx), Tensor._wrap<V>(val));
@@ -287,7 +290,8 @@ async function matmul<V extends ValueDType>(a: Csr<V>, b: Csr<V>, options: Matmu
 async function matmulTwoPhase<V extends ValueDType>(a: Csr<V>, b: Csr<V>, na: ReturnType<typeof nativeCsr>, nb: ReturnType<typeof nativeCsr>,
   narrow: boolean, sortColumns: boolean, deterministic: boolean): Promise<Csr<V>> {
   const n = native();
-  const [rp, product] = queued(matmul, () => n.spgemmSymbolic('sparse.matmul', na, nb, sortColumns));
+  const valid = (a._valid ? 1 : 0) | (b._valid ? 2 : 0);
+  const [rp, product] = queued(matmul, () => n.spgemmSymbolic('sparse.matmul', na, nb, sortColumns, valid));
   const rowptr = Tensor._wrap<'int64'>(rp);
   let nnz: number;
   try {
@@ -298,6 +302,8 @@ async function matmulTwoPhase<V extends ValueDType>(a: Csr<V>, b: Csr<V>, na: Re
     rowptr.dispose();
     throw e;
   }
+  a._valid = true; // the read above reports a malformed operand
+  b._valid = true;
   if (narrow && nnz > INT32_MAX) {
     rowptr.dispose();
     fail('ERR_SPARQ_UNSUPPORTED', `sparse.matmul: C has ${nnz} stored entries, more than int32 row pointers can address (${INT32_MAX}); give A int64 row pointers`);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 
-import { Csr, SparqError, type ValueDType, internal, sparse, tensor } from '../lib/index.js';
+import { Csr, SparqError, type ValueDType, internal, sparse, synchronize, tensor } from '../lib/index.js';
 import { type RefCsr, type RefProduct, gustavson, randomCsr, transposeRef } from './oracle/sparse.js';
 import { CUDA_TITLE, cudaReason, lcg } from './helpers.js';
 
@@ -346,6 +346,101 @@ describe('sparse.matmul semantics', () => {
     const col = sparse.csr({ rows: n, cols: 1, indptr: Int32Array.from({ length: n + 1 }, (_, i) => i), indices: new Int32Array(n), values: new Float32Array(n).fill(1) });
     const row = sparse.csr({ rows: 1, cols: n, indptr: [0, n], indices: Int32Array.from({ length: n }, (_, i) => i), values: new Float32Array(n).fill(1) });
     await expect(sparse.matmul(col, row)).rejects.toMatchObject({ code: 'ERR_SPARQ_UNSUPPORTED', message: 'sparse.matmul: C has 2147488281 stored entries, more than int32 row pointers can address (2147483647); give A int64 row pointers' });
+  });
+});
+
+/** Bytes of C's three arrays, to compare two results bit for bit. */
+async function bytesOf(c: Csr): Promise<Buffer[]> {
+  const { indptr, indices, values } = await c.arrays();
+  return [indptr, indices, values].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+}
+
+/** Whether `run` queued anything on the CPU stream (small products on an idle stream do not). */
+async function queuesWork<T>(run: () => Promise<T>): Promise<{ out: T; queued: boolean }> {
+  const n = internal.native();
+  const before = n.cpuLastSeq();
+  const pending = run();
+  const queued = n.cpuLastSeq() !== before;
+  return { out: await pending, queued };
+}
+
+describe('sparse.matmul on the CPU: small products at once on an idle stream, queued otherwise', () => {
+  const rand = lcg(21);
+  const a = randomCsr(30, 40, 0.15, rand);
+  const b = randomCsr(40, 25, 0.2, rand);
+
+  it('an idle stream computes a small product without queueing; a busy one queues it; both match the oracle bit for bit', async () => {
+    const A = fromRef(a, 'float64', 'int64');
+    const B = fromRef(b, 'float64');
+    await synchronize('cpu');
+    const now = await queuesWork(() => sparse.matmul(A, B));
+    expect(now.queued).toBe(false);
+    await expectProduct(now.out, gustavson(a, b), 'float64');
+    internal.sleep(5); // the stream is busy: the product must wait its turn
+    const later = await queuesWork(() => sparse.matmul(A, B));
+    expect(later.queued).toBe(true);
+    expect(await bytesOf(later.out)).toEqual(await bytesOf(now.out));
+    // A product too large for the calling thread is queued even on an idle stream.
+    const big = fromRef(randomCsr(400, 400, 0.1, rand), 'float64');
+    await synchronize('cpu');
+    expect((await queuesWork(() => sparse.matmul(big, big))).queued).toBe(true);
+  });
+
+  it('a product queued behind pending work sees the final values of its inputs', async () => {
+    const A = fromRef(a, 'float64');
+    await synchronize('cpu');
+    internal.sleep(20);
+    // B's values come from a queued cast that has not run yet when matmul is called.
+    const v32 = tensor(Float32Array.from(b.values), { dtype: 'float32' });
+    const B = new Csr(b.rows, b.cols, tensor(Int32Array.from(b.indptr)), tensor(Int32Array.from(b.indices)), v32.cast('float64'));
+    const { out, queued } = await queuesWork(() => sparse.matmul(A, B));
+    expect(queued).toBe(true);
+    await expectProduct(out, gustavson(a, { ...b, values: b.values.map(Math.fround) }), 'float64');
+  });
+
+  it('an unreported failure of earlier work rejects a small product instead of being skipped', async () => {
+    const A = fromRef(a, 'float64');
+    const B = fromRef(b, 'float64');
+    await synchronize('cpu');
+    internal.fail('earlier op broke');
+    const n = internal.native();
+    while (n.cpuStreamState()[1] < n.cpuLastSeq()) await new Promise((r) => setTimeout(r, 1)); // it ran and failed
+    await expect(sparse.matmul(A, B)).rejects.toThrow(/earlier op broke/);
+    const { out, queued } = await queuesWork(() => sparse.matmul(A, B)); // reported once: back to normal
+    expect(queued).toBe(false);
+    await expectProduct(out, gustavson(a, b), 'float64');
+  });
+
+  it('malformed input is rejected the same way at once and when queued', async () => {
+    const bad = new Csr(2, 3, tensor(new Int32Array([0, 1, 2])), tensor(new Int32Array([0, 7])), tensor(new Float64Array([1, 2])));
+    const B = new Csr(3, 2, tensor(new Int32Array([0, 1, 1, 2])), tensor(new Int32Array([0, 1])), tensor(new Float64Array([1, 1])));
+    const want = { code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('sparse.matmul: A: column index 7 at position 1 (row 1) is out of range [0, 3)') };
+    await synchronize('cpu');
+    await expect(sparse.matmul(bad, B)).rejects.toMatchObject(want);
+    internal.sleep(2);
+    await expect(sparse.matmul(bad, B)).rejects.toMatchObject(want);
+    // A forged B row pointer (a row longer than B) is left to the full checks, not trusted.
+    const forged = new Csr(3, 2, tensor(new Int32Array([0, 9, -4, 2])), tensor(new Int32Array([0, 1])), tensor(new Float64Array([1, 1])));
+    const ok = new Csr(2, 3, tensor(new Int32Array([0, 1, 2])), tensor(new Int32Array([0, 2])), tensor(new Float64Array([1, 2])));
+    await synchronize('cpu');
+    await expect(sparse.matmul(ok, forged)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('sparse.matmul: B: indptr') });
+  });
+
+  it('short rows over a wide column range (bitmap read-out) and sortColumns: false, against the oracle', async () => {
+    const r = lcg(5);
+    const wide = randomCsr(300, 3000, 0.002, r); // ~6 entries per row spread over 3000 columns
+    const wt = transposeRef(wide);
+    for (const dtype of ['float64', 'float32'] as const) {
+      const w = dtype === 'float32' ? roundRef(wide) : wide;
+      const t = dtype === 'float32' ? roundRef(wt) : wt;
+      const ref = gustavson(w, t);
+      await expectProduct(await sparse.matmul(fromRef(w, dtype), fromRef(t, dtype)), ref, dtype);
+      const u = await toRef(await sparse.matmul(fromRef(w, dtype), fromRef(t, dtype), { sortColumns: false }));
+      expect(u.indptr).toEqual(ref.indptr);
+      for (let i = 0; i < u.rows; i++) {
+        expect(u.indices.slice(u.indptr[i], u.indptr[i + 1]).sort((x, y) => x - y)).toEqual(ref.indices.slice(ref.indptr[i], ref.indptr[i + 1]));
+      }
+    }
   });
 });
 

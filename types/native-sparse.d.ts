@@ -22,7 +22,7 @@ export interface NativeSparse {
    * Queues validation + symbolic phase: the int64 [A.rows + 1] row pointers of C, and on the CPU a
    * handle to C already computed (pass it to spgemmNumeric, which then only copies).
    */
-  spgemmSymbolic(op: string, a: NativeCsrArg, b: NativeCsrArg, sortColumns: boolean): [NativeTensor, NativeSpgemmProduct | null];
+  spgemmSymbolic(op: string, a: NativeCsrArg, b: NativeCsrArg, sortColumns: boolean, valid?: number): [NativeTensor, NativeSpgemmProduct | null];
   /**
    * Queues the numeric phase into new [nnz] tensors: [indptr, indices int32, values]; indptr is
    * rowptr itself ('int64') or its int32 copy made in the same task ('int32').
@@ -31,11 +31,12 @@ export interface NativeSparse {
     deterministic: boolean, product: NativeSpgemmProduct | null, indptrDType: 'int32' | 'int64'): [NativeTensor, NativeTensor, NativeTensor];
   /**
    * CPU: C = A·B in one queued task (validation, product, C's arrays at their final size), resolved
-   * with [indptr (indptrDType), indices int32, values] of C. `valid` (bit 0: A, bit 1: B) skips the
+   * with [indptr (indptrDType), indices int32, values] of C; a small product on an idle CPU stream
+   * returns them at once (and throws its faults). `valid` (bit 0: A, bit 1: B) skips the
    * structural checks of an operand an earlier product passed.
    */
   spgemmCpu(op: string, a: NativeCsrArg, b: NativeCsrArg, sortColumns: boolean, indptrDType: 'int32' | 'int64',
-    valid?: number): Promise<[NativeTensor, NativeTensor, NativeTensor]>;
+    valid?: number): [NativeTensor, NativeTensor, NativeTensor] | Promise<[NativeTensor, NativeTensor, NativeTensor]>;
   /** CPU: int64 [rows + 1] row pointers of m without its zero values. */
   csrNonzeroRowptr(op: string, m: NativeCsrArg): NativeTensor;
   /** CPU: [indices, values] of m's nonzero entries, laid out by rowptr (from csrNonzeroRowptr). */

@@ -3,6 +3,7 @@
 // { rows, cols, indptr, indices, values? } whose fields are native tensors.
 #include <limits>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -141,8 +142,9 @@ Napi::Value CsrValidate(const Napi::CallbackInfo& info) {
 using ProductRef = std::shared_ptr<CpuProduct>;
 const napi_type_tag kProductTag = {0x5a3f1c2e9b7d4a60ULL, 0x8e21c4d7f0b36a95ULL};
 
-// spgemmSymbolic(op, A, B, sortColumns) -> [rowptr of C (int64 [A.rows + 1]), product | null].
-// Validates A and B first. On the CPU it computes C as well (see CpuProduct).
+// spgemmSymbolic(op, A, B, sortColumns, valid?) -> [rowptr of C (int64 [A.rows + 1]), product | null].
+// Validates A and B first, except an operand flagged in `valid` (bit 0: A, bit 1: B) that an
+// earlier product checked. On the CPU it computes C as well (see CpuProduct).
 Napi::Value SpgemmSymbolic(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string op = arg_string(info[0], "sparse.matmul", "op");
@@ -150,6 +152,9 @@ Napi::Value SpgemmSymbolic(const Napi::CallbackInfo& info) {
   CsrArg b = arg_csr(info[2], op, "B", true);
   SpgemmParams p = product_params(env, op, a, b, true);
   p.sort_columns = arg_bool(info[3], op, "sortColumns");
+  const int64_t valid = info[4].IsUndefined() ? 0 : arg_integer(info[4], op, "valid", 0, 3);
+  p.a_valid = valid & 1;
+  p.b_valid = valid & 2;
   TensorView rowptr = alloc(env, op, a.device(), DType::i64, {a.ref.rows + 1});
   p.rowptr_c = static_cast<int64_t*>(rowptr.data());
   Keep keep = a.keep();
@@ -286,12 +291,49 @@ Napi::Error stream_failure_error(Napi::Env env, const CpuStream::Failure& f) {
   return e;
 }
 
-// spgemmCpu(op, A, B, sortColumns, indptrDType, valid?) -> Promise<[indptr, indices, values]> of C = A·B on
-// the CPU in ONE queued task and one hop back to JavaScript (the two-phase path needs a task, a read
-// of nnz(C), a second task and a second hop; for small matrices those dominate). A fault of this
-// product rejects the promise (with `seq` for the call site); an earlier op's failure rejects it as
-// a read would. `valid` (bit 0: A, bit 1: B) skips the structural checks of an operand that an
-// earlier product already passed (CSR matrices are immutable).
+Napi::Array csr_arrays(Napi::Env env, CpuMatmulResult& r) {
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, NativeTensor::wrap(env, std::move(r.indptr)));
+  out.Set(1u, NativeTensor::wrap(env, std::move(r.indices)));
+  out.Set(2u, NativeTensor::wrap(env, std::move(r.values)));
+  return out;
+}
+
+// Products up to this much work (products + 16 per row; up to ~0.5 ms of one core) run on the
+// calling thread when they can: queueing one and settling its promise costs ~40 us, a large part
+// of their time.
+constexpr int64_t kInlineWork = int64_t{1} << 18;
+
+// A small product may run right now on the calling thread when the CPU stream is idle with no
+// failure to report: then every op queued before has written its outputs (A and B are final), and
+// running now is what the stream would do next. Only this JavaScript thread can queue ops on
+// these tensors, so nothing queued meanwhile can touch them.
+bool runs_inline(const SpgemmParams& p) {
+  CpuStream& s = CpuStream::get();
+  return s.idle() && s.failed_seq() == 0 && spgemm_is_small_cpu(p, kInlineWork);
+}
+
+// C of a small product, computed now. The stream's pool is free while the stream is idle (and
+// takes one caller at a time), so its helpers join in; the smallest products run on this thread alone.
+Napi::Value matmul_inline(Napi::Env env, const SpgemmParams& p, DType ptr_dtype, const std::string& op) {
+  CpuMatmulResult r;
+  Status st;
+  try {
+    st = cpu_matmul(p, ptr_dtype, op, CpuStream::get().pool(), &r);
+  } catch (const std::bad_alloc&) {
+    st = Status(Code::oom, op + ": out of host memory");
+  }
+  if (!st.ok()) throw_error(env, st.code(), st.message());
+  return csr_arrays(env, r);
+}
+
+// spgemmCpu(op, A, B, sortColumns, indptrDType, valid?) -> [indptr, indices, values] of C = A·B, or
+// a Promise of them. A small product on an idle stream is computed at once (see runs_inline; a fault
+// throws). Otherwise ONE queued task and one hop back to JavaScript (the two-phase path needs a
+// task, a read of nnz(C), a second task and a second hop; for small matrices those dominate): a
+// fault of this product rejects the promise (with `seq` for the call site); an earlier op's failure
+// rejects it as a read would. `valid` (bit 0: A, bit 1: B) skips the structural checks of an operand
+// that an earlier product already passed (CSR matrices are immutable).
 Napi::Value SpgemmCpu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string op = arg_string(info[0], "sparse.matmul", "op");
@@ -306,6 +348,7 @@ Napi::Value SpgemmCpu(const Napi::CallbackInfo& info) {
   const int64_t valid = info[5].IsUndefined() ? 0 : arg_integer(info[5], op, "valid", 0, 3);
   p.a_valid = valid & 1;
   p.b_valid = valid & 2;
+  if (runs_inline(p)) return matmul_inline(env, p, ptr_dtype, op);
   Keep keep = a.keep();
   for (auto& s : b.keep()) keep.push_back(s);
   auto deferred = Napi::Promise::Deferred::New(env);
@@ -325,11 +368,7 @@ Napi::Value SpgemmCpu(const Napi::CallbackInfo& info) {
         e.Set("seq", Napi::Number::New(env, static_cast<double>(*seq)));
         deferred.Reject(e.Value());
       } else {
-        Napi::Array out = Napi::Array::New(env, 3);
-        out.Set(0u, NativeTensor::wrap(env, std::move(r->indptr)));
-        out.Set(1u, NativeTensor::wrap(env, std::move(r->indices)));
-        out.Set(2u, NativeTensor::wrap(env, std::move(r->values)));
-        deferred.Resolve(out);
+        deferred.Resolve(csr_arrays(env, *r));
       }
     });
     return Status::OK();

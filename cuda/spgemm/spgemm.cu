@@ -64,6 +64,7 @@ __global__ void validate_kernel(DevCsr m, int* word) {
 __global__ void analyze_kernel(DevCsr A, DevCsr B, int64_t* rowptr, bool symbolic, int64_t nnz_c, int* counts, int32_t* lists,
                                int* word) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (symbolic && i == 0) rowptr[0] = 0;
   if (i >= A.rows) return;
   int64_t lo, hi;
   A.range(i, &lo, &hi);
@@ -488,11 +489,17 @@ unsigned grid_for(int64_t items, int64_t per_block, int64_t cap) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(g, cap)));
 }
 
-// Bin lists: counts[kNumBins] then kNumBins lists of M rows.
-Status bin_rows(const SpgemmParams& p, bool symbolic, Scratch& s, cudaStream_t stream, int** counts, int32_t** lists) {
+// Bin lists: counts[kNumBins] then kNumBins lists of M rows, in one allocation with `extra` bytes
+// after them (the symbolic scan's temporary storage) at *extra_out.
+Status bin_rows(const SpgemmParams& p, bool symbolic, Scratch& s, cudaStream_t stream, int** counts, int32_t** lists,
+                size_t extra = 0, void** extra_out = nullptr) {
   const int64_t M = p.a.rows;
-  SPARQ_RETURN_IF_ERROR(s.get(sizeof(int) * spg::kNumBins, counts));
-  SPARQ_RETURN_IF_ERROR(s.get(sizeof(int32_t) * spg::kNumBins * static_cast<size_t>(M), lists));
+  const size_t lists_at = 256, extra_at = (lists_at + sizeof(int32_t) * spg::kNumBins * static_cast<size_t>(M) + 255) / 256 * 256;
+  char* base;
+  SPARQ_RETURN_IF_ERROR(s.get(extra_at + extra, &base));
+  *counts = reinterpret_cast<int*>(base);
+  *lists = reinterpret_cast<int32_t*>(base + lists_at);
+  if (extra_out) *extra_out = base + extra_at;
   cudaMemsetAsync(*counts, 0, sizeof(int) * spg::kNumBins, stream);
   analyze_kernel<<<grid_for(M, 256, INT32_MAX), 256, 0, stream>>>(spg::dev_csr(p.a), spg::dev_csr(p.b), p.rowptr_c, symbolic,
                                                                   p.nnz_c, *counts, *lists, p.error_word);
@@ -559,15 +566,25 @@ Status csr_validate_cuda(const CsrRef& m, int* error_word, cudaStream_t stream) 
 }
 
 Status spgemm_symbolic_cuda(const SpgemmParams& p, cudaStream_t stream) {
-  SPARQ_RETURN_IF_ERROR(csr_validate_cuda(p.a, p.error_word, stream));
-  SPARQ_RETURN_IF_ERROR(csr_validate_cuda(p.b, p.error_word, stream));
+  // Operands that an earlier product validated are not checked again (A·A: checked once).
+  if (!p.a_valid) SPARQ_RETURN_IF_ERROR(csr_validate_cuda(p.a, p.error_word, stream));
+  const bool b_is_a = p.b.indptr == p.a.indptr && p.b.indptr64 == p.a.indptr64 && p.b.indices == p.a.indices &&
+                      p.b.rows == p.a.rows && p.b.cols == p.a.cols && p.b.stored == p.a.stored;
+  if (!p.b_valid && !b_is_a) SPARQ_RETURN_IF_ERROR(csr_validate_cuda(p.b, p.error_word, stream));
   const int64_t M = p.a.rows;
-  cudaMemsetAsync(p.rowptr_c, 0, sizeof(int64_t), stream);
-  if (M == 0) return cuda::check_launch("sparse.matmul (symbolic)");
+  if (M == 0) {
+    cudaMemsetAsync(p.rowptr_c, 0, sizeof(int64_t), stream);
+    return cuda::check_launch("sparse.matmul (symbolic)");
+  }
+  // rowptr[1..M] get the row counts, then an inclusive scan turns them into row pointers; the
+  // analysis writes rowptr[0] = 0.
+  size_t temp_bytes = 0;
+  cub::DeviceScan::InclusiveSum(nullptr, temp_bytes, p.rowptr_c + 1, p.rowptr_c + 1, static_cast<int>(M), stream);
   Scratch s{p.device, {}};
   int* counts;
   int32_t* lists;
-  SPARQ_RETURN_IF_ERROR(bin_rows(p, true, s, stream, &counts, &lists));
+  void* temp;
+  SPARQ_RETURN_IF_ERROR(bin_rows(p, true, s, stream, &counts, &lists, temp_bytes, &temp));
   const DevCsr A = spg::dev_csr(p.a), B = spg::dev_csr(p.b);
   auto list = [&](int bin) { return lists + static_cast<int64_t>(bin) * M; };
   const int64_t warp_cap = int64_t{32} * p.sm_count, block_cap = int64_t{8} * p.sm_count;
@@ -582,11 +599,6 @@ Status spgemm_symbolic_cuda(const SpgemmParams& p, cudaStream_t stream) {
     cudaMemsetAsync(marks, 0xff, sizeof(int) * static_cast<size_t>(G) * p.b.cols, stream);
     sym_global_kernel<<<G, kGlobalThreads, 0, stream>>>(A, B, p.rowptr_c, counts + spg::kBinGlobal, list(spg::kBinGlobal), marks);
   }
-  // rowptr[1..M] hold the row counts: an inclusive scan turns them into row pointers.
-  size_t temp_bytes = 0;
-  cub::DeviceScan::InclusiveSum(nullptr, temp_bytes, p.rowptr_c + 1, p.rowptr_c + 1, static_cast<int>(M), stream);
-  void* temp;
-  SPARQ_RETURN_IF_ERROR(s.get(temp_bytes, &temp));
   cub::DeviceScan::InclusiveSum(temp, temp_bytes, p.rowptr_c + 1, p.rowptr_c + 1, static_cast<int>(M), stream);
   return cuda::check_launch("sparse.matmul (symbolic)");
 }

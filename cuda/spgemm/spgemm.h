@@ -41,7 +41,7 @@ struct SpgemmParams {
   void* values_c = nullptr;      // [nnz(C)], numeric
   bool sort_columns = true;
   bool deterministic = false;    // CPU: always (one thread per row, products in input order)
-  bool a_valid = false, b_valid = false;  // CPU: already validated by an earlier product (skip the checks)
+  bool a_valid = false, b_valid = false;  // already validated by an earlier product (skip the checks)
   int* error_word = nullptr;     // CUDA: data errors (malformed CSR)
   int device = 0;                // CUDA: device index (scratch allocations)
   int sm_count = 80;             // CUDA: grid sizing
@@ -73,6 +73,9 @@ struct CpuProduct {
     for (Chunk& c : chunks) c.release();
   }
 };
+// True when C = A·B surely costs at most `max_work` units (a product, or a row at 16), judged
+// from the row pointers of B alone (A and B need not be validated yet), and B fits a dense row.
+bool spgemm_is_small_cpu(const SpgemmParams& p, int64_t max_work);
 Status spgemm_symbolic_cpu(const SpgemmParams& p, ThreadPool& pool, CpuProduct* product);
 Status spgemm_numeric_cpu(const SpgemmParams& p, ThreadPool& pool, CpuProduct* product);
 Status spgemm_symbolic_cuda(const SpgemmParams& p, cudaStream_t stream);

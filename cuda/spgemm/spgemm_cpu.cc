@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -26,6 +27,7 @@ constexpr int64_t kDenseCacheCols = int64_t{1} << 16;
 constexpr int64_t kRankSortMax = 64;  // rows up to this many entries are sorted by rank counting
 constexpr uint32_t kHashScale = 107;             // multiplicative hash, as in nsparse/OpSparse
 constexpr int64_t kMaxFusedEntries = int64_t{1} << 25;  // larger products take two passes
+constexpr int64_t kRowWork = 16;  // the fixed cost of a row, in products
 
 int64_t next_pow2(int64_t v) {
   int64_t p = 1;
@@ -157,10 +159,14 @@ inline void scan_marks(uint8_t* marks, int32_t cmin, int32_t cmax, F emit) {
   }
 }
 
+// One lookup per chunk of rows, not per row (TLS access costs a call in a shared library). The
+// scratch lives on the heap: handed a thread_local object itself, GCC specialises the row functions
+// for its address and then recomputes that address (a __tls_get_addr call) at every use.
 template <typename T>
-Scratch<T>& scratch() {  // one lookup per chunk of rows, not per row (TLS access costs a call in a shared library)
-  thread_local Scratch<T> s;
-  return s;
+Scratch<T>& scratch() {
+  thread_local std::unique_ptr<Scratch<T>> s;
+  if (!s) s.reset(new Scratch<T>());
+  return *s;
 }
 
 // Slot of `col` in a table of `mask + 1` keys; `fresh` tells whether it was just inserted.
@@ -209,6 +215,60 @@ int64_t symbolic_row(const Operands<PA, PB>& o, int64_t i, int64_t products, Scr
     if (cmax >= 0) std::fill(marks + cmin, marks + cmax + 1, uint8_t{0});
   }
   return n;
+}
+
+// One row of C leaving the dense accumulator, column by column in the order given: nothing is
+// written at or past cap (the row's size from rowptr, which a raw caller may have forged); n counts
+// the row's true entries; the accumulator is left clean.
+template <typename T>
+struct RowOut {
+  int32_t* cols;
+  T* vals;
+  T* dense;
+  int64_t cap, n = 0;
+  void take(int32_t c) {
+    if (n < cap) {
+      cols[n] = c;
+      vals[n] = dense[c];
+    }
+    ++n;
+    dense[c] = T(0);
+  }
+};
+
+// A sorted row of C whose column range spans fewer 64-column words than about twice its products
+// (short rows over a wide range: meshes, power grids): each product sets its column's bit, and the
+// read-out walks the range's words. No list of touched columns (its append, which depends on the
+// previous product's mark, serialises the loop) and no sort. The bits are left clear.
+template <typename T, typename PA, typename PB>
+int64_t bitmap_row(const Operands<PA, PB>& o, int64_t lo, int64_t hi, int32_t cmin, int32_t cmax, int32_t* cols, T* vals,
+                   Scratch<T>& s, int64_t cap) {
+  const T* av = static_cast<const T*>(o.av);
+  const T* bv = static_cast<const T*>(o.bv);
+  const int32_t* bi = o.bi;
+  T* dense = s.dense.data();
+  uint64_t* bits = s.bits.data();
+  for (int64_t e = lo; e < hi; ++e) {
+    const int32_t k = o.ai[e];
+    const T x = av[e];
+    const int64_t fe = o.bp[k + 1];
+    for (int64_t f = o.bp[k]; f < fe; ++f) {
+      const int32_t c = bi[f];
+      dense[c] += x * bv[f];
+      bits[c >> 6] |= uint64_t{1} << (c & 63);
+    }
+  }
+  RowOut<T> out{cols, vals, dense, cap};
+  for (int64_t w = cmin >> 6; w <= (cmax >> 6); ++w) {
+    uint64_t word = bits[w];
+    if (!word) continue;
+    bits[w] = 0;
+    for (; word; word &= word - 1) {
+      const int32_t c = static_cast<int32_t>(w * 64 + __builtin_ctzll(word));
+      out.take(c);
+    }
+  }
+  return out.n;
 }
 
 // Row i of C into cols/vals, which have room for `cap` entries (the row's size from rowptr, which
@@ -281,6 +341,8 @@ int64_t numeric_row(const Operands<PA, PB>& o, bool sort_columns, int64_t i, int
   // Narrow range: the marks alone give the columns (sorted by a scan, or in first-touch order by a
   // second walk over the products), no list of touched columns needed.
   const bool via_marks = (cmax - cmin) / 8 <= std::min(products, o.bcols) / 4;
+  if (sort_columns && !via_marks && (cmax >> 6) - (cmin >> 6) < 2 * products + 8)
+    return bitmap_row(o, lo, hi, cmin, cmax, cols, vals, s, cap);
   int64_t n = 0;
   for (int64_t e = lo; e < hi; ++e) {
     const int32_t k = o.ai[e];
@@ -306,7 +368,7 @@ int64_t numeric_row(const Operands<PA, PB>& o, bool sort_columns, int64_t i, int
     // First-touch order without a list: walk the products again and emit each column at its
     // first visit (clearing its mark). A load and a branch per product (mispredicted about once
     // per entry of C); keeping the list in the hot loop cost about twice that on banded rows.
-    int64_t out = 0;
+    RowOut<T> out{cols, vals, dense, cap};
     for (int64_t e = lo; e < hi; ++e) {
       const int32_t k = o.ai[e];
       const int64_t fb = o.bp[k], fe = o.bp[k + 1];
@@ -314,15 +376,10 @@ int64_t numeric_row(const Operands<PA, PB>& o, bool sort_columns, int64_t i, int
         const int32_t c = bi[f];
         if (!marks[c]) continue;
         marks[c] = 0;
-        if (out < cap) {
-          cols[out] = c;
-          vals[out] = dense[c];
-        }
-        ++out;
-        dense[c] = T(0);
+        out.take(c);
       }
     }
-    return out;
+    return out.n;
   }
   // Sorted output four ways, by rough cost in ns: scan the marks (one load per 8 columns), a
   // two-level bitmap of the touched columns (two bits set per entry; the read-out visits only
@@ -344,37 +401,27 @@ int64_t numeric_row(const Operands<PA, PB>& o, bool sort_columns, int64_t i, int
       summary[c >> 12] |= uint64_t{1} << ((c >> 6) & 63);
       marks[c] = 0;
     }
-    int64_t out = 0;
+    RowOut<T> out{cols, vals, dense, cap};
     for (int64_t sw = cmin >> 12; sw <= (cmax >> 12); ++sw) {
       for (uint64_t sum = summary[sw]; sum; sum &= sum - 1) {
         const int64_t w = sw * 64 + __builtin_ctzll(sum);
         for (uint64_t word = bits[w]; word; word &= word - 1) {
           const int32_t c = static_cast<int32_t>(w * 64 + __builtin_ctzll(word));
-          if (out < cap) {
-            cols[out] = c;
-            vals[out] = dense[c];
-          }
-          ++out;
-          dense[c] = T(0);
+          out.take(c);
         }
         bits[w] = 0;
       }
       summary[sw] = 0;
     }
-    return out;
+    return out.n;
   }
   if (via_marks || (sort_columns && scan_cost <= rank_cost && scan_cost <= sort_cost)) {
     // Columns in order straight from the marks: one load per 8 columns plus one step per entry.
-    int64_t out = 0;
+    RowOut<T> out{cols, vals, dense, cap};
     scan_marks(marks, cmin, cmax, [&](int32_t c) {
-      if (out < cap) {
-        cols[out] = c;
-        vals[out] = dense[c];
-      }
-      ++out;
-      dense[c] = T(0);
+      out.take(c);
     });
-    return out;
+    return out.n;
   }
   if (sort_columns && rank_cost <= sort_cost) {
     // Short row: each column's place is the count of smaller ones (columns are distinct). O(n²)
@@ -419,7 +466,7 @@ std::vector<int64_t> products_per_row(const SpgemmParams& p, ThreadPool& pool) {
 // Calls rows_fn(chunk, begin, end) for row chunks of about equal work, in parallel.
 std::vector<int64_t> chunk_bounds(const std::vector<int64_t>& products, int threads) {
   std::vector<int64_t> work(products.size());
-  for (size_t i = 0; i < products.size(); ++i) work[i] = products[i] + 16;
+  for (size_t i = 0; i < products.size(); ++i) work[i] = products[i] + kRowWork;
   return balanced_chunks(work, threads);
 }
 
@@ -483,6 +530,21 @@ void CpuProduct::Chunk::release() {
   BufferPool::get().give(vals, vals_cap);
   cols = nullptr;
   vals = nullptr;
+}
+
+bool spgemm_is_small_cpu(const SpgemmParams& p, int64_t max_work) {
+  // Only the row pointers of B are read (their array has its checked shape, its values may be
+  // anything): a row longer than B's entries means B is malformed, which the full path reports.
+  if (p.b.cols > kDenseCacheCols || p.b.rows > max_work || p.a.rows > max_work) return false;
+  int64_t longest = 0;
+  for (int64_t k = 0; k < p.b.rows; ++k) {
+    const int64_t len = p.b.ptr(k + 1) - p.b.ptr(k);
+    if (len < 0 || len > p.b.stored) return false;
+    longest = std::max(longest, len);
+  }
+  // Σ over A's entries of the B row each selects is at most stored(A) · longest (stored(A) is
+  // tested first, so the product cannot overflow).
+  return p.a.stored <= max_work && p.a.stored * longest + kRowWork * p.a.rows <= max_work;
 }
 
 Status spgemm_symbolic_cpu(const SpgemmParams& p, ThreadPool& pool, CpuProduct* out) {
