@@ -1,7 +1,8 @@
 // @ts-check
 // Parity of RAT: every CUDA op against its CPU twin on the same inputs (relative L2 error: float32
-// 1e-5, float16 2e-3, bfloat16 1e-2; 1e-5 for LSE) over dtypes, head dims 64/128/256, query and
-// key groups, chunk sizes 1..64 with T no multiple of L, gate bias, NoPE, long sequences (the
+// 1e-5, float16 2e-3, bfloat16 1e-2; LSE 1e-5 in float32, 2e-4 in float16/bfloat16, whose
+// tensor-core route rounds the rotated chunk keys to the input dtype) over dtypes, head dims
+// 64/128/256, query and key groups, chunk sizes 1..64 with T no multiple of L, gate bias, NoPE, long sequences (the
 // chunk-attention kernel's key tiles and 64-row query tiles), and the decode cache: prefill then
 // ragged steps across chunk boundaries, compared step by step with the CPU cache; B * H past a
 // grid's y limit (65535); NaN reaching exactly the rows the CPU makes NaN. Bad cache use must fail
@@ -16,7 +17,8 @@ const DTYPES = ['float32', 'float16', 'bfloat16'];
 const DIMS = [64, 128, 256];
 /** @type {Record<FloatDType, number>} */
 const TOL = { float32: 1e-5, float16: 2e-3, bfloat16: 1e-2 };
-const LSE_TOL = 1e-5;
+/** @type {Record<FloatDType, number>} */
+const LSE_TOL = { float32: 1e-5, float16: 2e-4, bfloat16: 2e-4 };
 
 /**
  * @typedef {{ B: number, H: number, Gq: number, Gk: number, T: number, D: number, L: number, dtype: FloatDType,
@@ -54,7 +56,7 @@ export async function run(ctx) {
     const got = sparq.rat.forward(x.q.to(device), x.k.to(device), x.v.to(device), x.gate.to(device), { ...opts, gateBias: x.bias?.to(device) });
     const what = label(c);
     close(await want.out.toFloat32(), await got.out.toFloat32(), TOL[c.dtype], `${what} out`);
-    close(await want.lse.toFloat32(), await got.lse.toFloat32(), LSE_TOL, `${what} lse`);
+    close(await want.lse.toFloat32(), await got.lse.toFloat32(), LSE_TOL[c.dtype], `${what} lse`);
     // The scan alone: every output, bit-for-bit up to float32 rounding of the state.
     const ws = sparq.rat.scan(x.v, x.k, x.gate, { chunkSize: c.L, gateBias: x.bias });
     const gs = sparq.rat.scan(x.v.to(device), x.k.to(device), x.gate.to(device), { chunkSize: c.L, gateBias: x.bias?.to(device) });
@@ -88,7 +90,7 @@ export async function run(ctx) {
       const want = cpu.step(q, k, v, g, { returnLse: true });
       const got = dev.step(q.to(device), k.to(device), v.to(device), g.to(device), { returnLse: true });
       close(await want.out.toFloat32(), await got.out.toFloat32(), TOL[dtype], `${what} step ${s} out`);
-      close(await want.lse.toFloat32(), await got.lse.toFloat32(), LSE_TOL, `${what} step ${s} lse`);
+      close(await want.lse.toFloat32(), await got.lse.toFloat32(), LSE_TOL[dtype], `${what} step ${s} lse`);
     }
     if (dev.lengths.join() !== cpu.lengths.join()) throw new Error(`${what}: lengths ${dev.lengths} vs ${cpu.lengths}`);
     cpu.dispose();
@@ -171,7 +173,7 @@ export async function run(ctx) {
         if (rowIsNaN(w, row, D) !== nan) throw new Error(`cpu row ${row}: NaN expected ${nan}`);
       }
       close(w, await got.out.toFloat32(), TOL[dtype], `${dtype} NaN attention out`);
-      close(await want.lse.toFloat32(), await got.lse.toFloat32(), LSE_TOL, `${dtype} NaN attention lse`);
+      close(await want.lse.toFloat32(), await got.lse.toFloat32(), LSE_TOL[dtype], `${dtype} NaN attention lse`);
 
       // Decode: chunk 1 of the prompt has a NaN key (t = 5), so chunk 1's final key is NaN; at
       // t = 12 the step sees chunks 0..2, one per warp.
@@ -189,7 +191,7 @@ export async function run(ctx) {
       const wo = await ws.out.toFloat32();
       if (!rowIsNaN(wo, 0, D)) throw new Error('cpu step: NaN expected');
       close(wo, await gs.out.toFloat32(), TOL[dtype], `${dtype} NaN step out`);
-      close(await ws.lse.toFloat32(), await gs.lse.toFloat32(), LSE_TOL, `${dtype} NaN step lse`);
+      close(await ws.lse.toFloat32(), await gs.lse.toFloat32(), LSE_TOL[dtype], `${dtype} NaN step lse`);
       cpu.dispose();
       dev.dispose();
     });
