@@ -1,5 +1,6 @@
 // @ts-check
 // npm run bench [family ...] [--quick] [--device cpu|cuda|all] [--out DIR] [--tag NAME] [--no-peers]
+//   [--jsonl FILE]: also append each case's result to FILE as it finishes (kept if the run is cut short)
 // Runs each family's cases on each device, with the device's copy bandwidth measured in the same
 // run, PyTorch/NumPy peers where installed, and writes JSON + Markdown + SVG under bench/results/.
 import * as fs from 'node:fs';
@@ -15,7 +16,7 @@ import { writeReport } from './report.mjs';
  * @typedef {{
  *   name: string, shape: string, bytes: number, flops: number,
  *   setup: () => any, run: (input: any) => unknown,
- *   clock?: 'device' | 'wall' | 'settled',
+ *   clock?: 'device' | 'wall' | 'settled', runs?: number,
  *   peer?: { script: string, args: Record<string, unknown> },
  * }} BenchCase
  * @typedef {{ label: string, medianMs: number, gbps: number, gflops: number } | { skipped: string }} PeerResult
@@ -36,7 +37,8 @@ const option = (/** @type {string} */ o) => {
 const quick = flag('--quick');
 const outDir = option('--out') ?? path.join(here, 'results');
 const deviceOpt = option('--device') ?? 'all';
-const optionValues = new Set([option('--out'), option('--device'), option('--tag')]);
+const optionValues = new Set([option('--out'), option('--device'), option('--tag'), option('--jsonl')]);
+const jsonl = option('--jsonl');
 const families = argv.filter((a) => !a.startsWith('--') && !optionValues.has(a));
 const available = fs.readdirSync(path.join(here, 'families')).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4));
 const chosen = families.length ? families : available;
@@ -67,7 +69,8 @@ for (const device of devices) {
     for (const c of /** @type {BenchCase[]} */ (mod.cases({ device, quick }))) {
       const input = c.setup();
       const clock = c.clock ?? 'device';
-      const t = clock === 'device' ? await time(device, () => c.run(input)) : await timeWall(() => c.run(input), { settled: clock === 'settled' });
+      const t = clock === 'device' ? await time(device, () => c.run(input), { runs: c.runs })
+        : await timeWall(() => c.run(input), { settled: clock === 'settled', runs: c.runs });
       if (input && typeof input.dispose === 'function') input.dispose();
       const gbps = c.bytes / (t.medianMs * 1e6);
       /** @type {Record<string, PeerResult>} */
@@ -82,6 +85,7 @@ for (const device of devices) {
         gbps, gflops: c.flops / (t.medianMs * 1e6), pctOfCopy: (100 * gbps) / limits[device].gbps, peers,
       };
       results.push(res);
+      if (jsonl) fs.appendFileSync(jsonl, JSON.stringify(res) + '\n');
       // Cases with more FLOPs than bytes are compute-bound: report GFLOP/s for them.
       const rate = (/** @type {number} */ ms) => (c.flops > c.bytes ? `${(c.flops / (ms * 1e6)).toFixed(1)} GFLOP/s` : `${(c.bytes / (ms * 1e6)).toFixed(1)} GB/s`);
       const peerText = Object.entries(peers).map(([k, v]) => ('skipped' in v ? `${k}: skipped` : `${v.label} ${rate(v.medianMs)} (sparq ${(v.medianMs / t.medianMs).toFixed(2)}x)`)).join(', ');

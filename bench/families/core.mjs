@@ -48,6 +48,31 @@ export function cases({ device, quick }) {
     run: () => sparq.zeros([n], { device: /** @type {any} */ (device) }),
     peer: { script: 'core.py', args: { op: 'zeros', n } },
   });
+  // Round trips: what a decode loop pays per step to learn that the device is done, or to read one
+  // number back (e.g. a sampled token); promises settle when the work is done.
+  const dev = /** @type {any} */ (device);
+  out.push({
+    name: 'round trip: synchronize',
+    shape: 'empty queue',
+    bytes: 0,
+    flops: 0,
+    setup: () => null,
+    run: () => sparq.synchronize(dev),
+    clock: 'settled',
+    runs: 201,
+    peer: { script: 'roundtrip.py', args: { op: 'sync' } },
+  });
+  out.push({
+    name: 'round trip: read one float32',
+    shape: '[1] float32, data()',
+    bytes: 4,
+    flops: 0,
+    setup: () => sparq.zeros([1], { device: dev }),
+    run: (x) => x.data(),
+    clock: 'settled',
+    runs: 201,
+    peer: { script: 'roundtrip.py', args: { op: 'item' } },
+  });
   if (device !== 'cpu') {
     out.push({
       name: 'copy host->device',

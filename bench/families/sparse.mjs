@@ -68,6 +68,7 @@ export function cases({ device, quick }) {
       flops: 2 * products,
       // On the CPU the promise settles when C is complete; on CUDA the numeric phase may still run.
       clock: device === 'cpu' ? 'settled' : 'wall',
+      runs: 31, // the small products take ~0.2 ms: more runs for a steady median
       setup: () => {
         const a = sparq.sparse.fromMatrixMarket(text, { dtype }).to(dev);
         return t ? [a, a.transpose()] : [a, a];
@@ -76,5 +77,47 @@ export function cases({ device, quick }) {
       peer: { script: 'sparse.py', args: { file, transpose: t, dtype } },
     });
   }
+  if (device !== 'cpu' && !quick) out.push(compressionStress(dev, dtype));
   return out;
+}
+
+/**
+ * GPU only: a product whose intermediate products (8.6e9) dwarf C (1.3e8 entries), the case where
+ * cuSPARSE's default algorithm needs buffers in proportion to the products. A = rows x 64 with
+ * every row full, B = 64 x 64 full.
+ * @param {any} dev @param {'float64'} dtype
+ * @returns {BenchCase}
+ */
+function compressionStress(dev, dtype) {
+  const rows = 1 << 21, width = 64;
+  return {
+    name: `spgemm compression stress A·B ${dtype}`,
+    shape: `A ${rows} x ${width} (every row full) · B ${width} x ${width} (full): ${rows * width * width} products, ${rows * width} entries in C`,
+    bytes: 0,
+    flops: 2 * rows * width * width,
+    clock: 'wall',
+    runs: 3,
+    setup: () => {
+      const indptr = new Int32Array(rows + 1);
+      const indices = new Int32Array(rows * width);
+      const values = new Float64Array(rows * width);
+      for (let r = 0; r < rows; r++) {
+        indptr[r + 1] = (r + 1) * width;
+        for (let j = 0; j < width; j++) {
+          indices[r * width + j] = j;
+          values[r * width + j] = 1 + ((r + j) % 7) / 8;
+        }
+      }
+      const a = sparq.sparse.csr({ rows, cols: width, indptr, indices, values, device: dev });
+      const b = sparq.sparse.csr({
+        rows: width, cols: width, device: dev,
+        indptr: Int32Array.from({ length: width + 1 }, (_, r) => r * width),
+        indices: Int32Array.from({ length: width * width }, (_, i) => i % width),
+        values: new Float64Array(width * width).fill(0.5),
+      });
+      return Object.assign([a, b], { dispose: () => { a.dispose(); b.dispose(); } });
+    },
+    run: ([a, b]) => sparq.sparse.matmul(a, b),
+    peer: { script: 'sparse.py', args: { generate: { rows, width }, dtype, runs: 3 } },
+  };
 }

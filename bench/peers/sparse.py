@@ -20,9 +20,17 @@ try:
     import scipy.io
     import scipy.sparse
 
-    a = scipy.sparse.csr_matrix(scipy.io.mmread(args["file"]), dtype=np.float64 if args.get("dtype") == "float64" else np.float32)
-    a.sum_duplicates()
-    b = a.T.tocsr() if args.get("transpose") else a
+    dt = np.float64 if args.get("dtype") == "float64" else np.float32
+    if "generate" in args:  # the compression stress case: A rows x w with every row full, B w x w full
+        n, w = args["generate"]["rows"], args["generate"]["width"]
+        cols = np.tile(np.arange(w, dtype=np.int32), n)
+        vals = 1 + ((np.repeat(np.arange(n), w) + cols) % 7) / 8
+        a = scipy.sparse.csr_matrix((vals.astype(dt), cols, np.arange(0, (n + 1) * w, w, dtype=np.int64)), shape=(n, w))
+        b = scipy.sparse.csr_matrix(np.full((w, w), 0.5, dtype=dt))
+    else:
+        a = scipy.sparse.csr_matrix(scipy.io.mmread(args["file"]), dtype=dt)
+        a.sum_duplicates()
+        b = a.T.tocsr() if args.get("transpose") else a
     if device == "cpu":
         results["scipy"] = {"label": f"scipy {scipy.__version__}", "medianMs": median_ms(lambda: a @ b, runs=15, warmup=3)}
 
@@ -38,7 +46,9 @@ try:
 
             da, db = csp.csr_matrix(a), csp.csr_matrix(b)
             sync = cupy.cuda.Device().synchronize
-            results["cusparse"] = {"label": f"cupy {cupy.__version__} (cuSPARSE)", "medianMs": median_ms(lambda: da @ db, sync=sync)}
+            runs = args.get("runs", 15)
+            results["cusparse"] = {"label": f"cupy {cupy.__version__} (cuSPARSE)",
+                                   "medianMs": median_ms(lambda: da @ db, runs=runs, warmup=min(3, runs), sync=sync)}
         except ImportError as e:
             results["cusparse"] = {"skipped": f"cupy not importable: {e}"}
         except Exception as e:  # cuSPARSE out of memory and friends: report, do not crash the bench
