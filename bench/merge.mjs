@@ -2,7 +2,8 @@
 // Merges the reports of several `bench/run.mjs` runs (e.g. one process per family, as bench/gpu.sh
 // runs them) into one JSON + Markdown + SVG report:
 //   node bench/merge.mjs --out DIR --tag NAME report.json ...
-// Meta comes from the first report; each device's copy bandwidth is the median of the runs' own.
+// Meta comes from the first report; each device's copy bandwidth is the median of the runs' own,
+// and each result keeps the % of copy bandwidth measured in its own run.
 import * as fs from 'node:fs';
 
 import { median } from './harness.mjs';

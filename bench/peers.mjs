@@ -58,7 +58,8 @@ class Server {
   ask(script, args) {
     if (this.dead) return Promise.resolve({ error: `${this.py} peer server is gone` });
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve({ error: `${this.py} ${script}: no answer in 600 s` }), 600_000);
+      // A late answer would be taken for the next request's: give up on this server instead.
+      const timer = setTimeout(() => this.child.kill(), 600_000);
       this.waiting.push((line) => {
         clearTimeout(timer);
         try {
